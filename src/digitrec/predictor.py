@@ -71,7 +71,8 @@ def resolve_model_path(path: str | os.PathLike[str] | None = None) -> Path:
         p = p / MODEL_FILE
         if not p.is_file():
             raise DigitrecError(
-                f"no {MODEL_FILE} in {p.parent}; export one (digitrec export) or pass a .onnx file with --model."
+                f"no {MODEL_FILE} in {p.parent}; export one (digitrec export) "
+                "or pass a .onnx file with --model."
             )
         return p
     if not p.exists():
@@ -87,13 +88,16 @@ def _load_card(onnx_path: Path, sha256: str) -> dict[str, Any]:
     try:
         card = json.loads(card_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DigitrecError(f"model card {card_path} is not valid JSON ({exc}); re-export the model.") from exc
+        raise DigitrecError(
+            f"model card {card_path} is not valid JSON ({exc}); re-export the model."
+        ) from exc
     if not isinstance(card, dict):
         raise DigitrecError(f"model card {card_path} must be a JSON object; re-export the model.")
     expected = card.get("onnx_sha256")
     if expected is not None and str(expected).lower() != sha256:
         raise DigitrecError(
-            f"{onnx_path} does not match its model card (sha256 {sha256[:12]}…, card says {str(expected)[:12]}…); "
+            f"{onnx_path} does not match its model card "
+            f"(sha256 {sha256[:12]}…, card says {str(expected)[:12]}…); "
             "the file was changed or corrupted: re-export it or restore the original."
         )
     return card

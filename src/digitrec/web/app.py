@@ -1,0 +1,179 @@
+"""The web app: `create_app()` builds it, its lifespan loads the model once, `serve()` runs uvicorn."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from digitrec.errors import DigitrecError
+
+log = logging.getLogger("digitrec.web")
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+SETTINGS_ENV_PREFIX = "DIGITREC_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Request limits. Each can be set from the environment, e.g. DIGITREC_MAX_BODY_BYTES=4000000."""
+
+    max_body_bytes: int = 2 * 1024 * 1024
+    max_image_pixels: int = 4096 * 4096  # checked from the header, before a single pixel is decoded
+    max_batch: int = 256
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = os.environ.get(SETTINGS_ENV_PREFIX + f.name.upper())
+            if raw is not None:
+                try:
+                    values[f.name] = int(raw)
+                except ValueError as exc:
+                    raise DigitrecError(f"{SETTINGS_ENV_PREFIX}{f.name.upper()} must be an integer.") from exc
+        return cls(**values)
+
+
+class BodyLimitMiddleware:
+    """Reject bodies over `max_bytes` with 413 without reading them: by Content-Length when the client sends
+    one, and by counting streamed bytes otherwise (chunked uploads, or a Content-Length that lies)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_bytes
+        for key, value in scope["headers"]:
+            if key == b"content-length":
+                try:
+                    length = int(value)
+                except ValueError:
+                    await _send_json(send, 400, "Content-Length is not a number.")
+                    return
+                if length > limit:
+                    await _send_json(send, 413, _too_large(limit))
+                    return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    # Raised inside the route's body read; FastAPI turns it into a 413 JSON answer.
+                    raise StarletteHTTPException(413, _too_large(limit))
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+
+def _too_large(limit: int) -> str:
+    size = f"{limit / 2**20:.3g} MiB" if limit >= 2**20 else f"{limit / 1024:.3g} KiB"
+    return f"the request body is larger than the {size} limit; send a smaller image."
+
+
+async def _send_json(send: Send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    # Connection: close, since we answer before the client has finished sending its body.
+    headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _validation_detail(exc: RequestValidationError) -> str:
+    """Pydantic's error list as one readable sentence: 'body.pixels: pixels must be 28 rows ...'."""
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body",)) or "body"
+        msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}")
+    more = len(exc.errors()) - 5
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _validation_detail(exc)}, status_code=422)
+
+    @app.exception_handler(DigitrecError)
+    async def _on_user_error(request: Request, exc: DigitrecError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+
+def create_app(model_path: str | os.PathLike[str] | None = None, settings: Settings | None = None) -> FastAPI:
+    """The app factory; the lifespan loads the model once (None -> $DIGITREC_MODEL or the bundled one)."""
+    from digitrec.web.routes import api_router, page_router
+
+    settings = settings or Settings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from digitrec.predictor import load_model
+
+        app.state.predictor = load_model(model_path)
+        log.info("model %s loaded", app.state.predictor)
+        yield
+        app.state.predictor = None
+
+    app = FastAPI(
+        title="digitrec",
+        summary="Handwritten-digit recognition: draw a digit or send an image.",
+        version=_package_version(),
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.predictor = None
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    _install_error_handlers(app)
+    app.include_router(api_router)
+    app.include_router(page_router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+def _package_version() -> str:
+    from digitrec import __version__
+
+    return __version__
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    model: str | os.PathLike[str] | None = None,
+    workers: int = 1,
+) -> None:
+    """Run the app with uvicorn. Loads the model first so that a bad --model fails here, not in a worker."""
+    import uvicorn
+
+    from digitrec.predictor import MODEL_ENV, resolve_model_path
+
+    path = resolve_model_path(model)
+    from digitrec.predictor import Predictor
+
+    Predictor(path)  # verify (sha256, contract) once, in the parent, with a clear error
+    if workers > 1:
+        # Worker processes import the app by name, so the model path travels through the environment.
+        os.environ[MODEL_ENV] = str(path)
+        uvicorn.run("digitrec.web.app:create_app", factory=True, host=host, port=port, workers=workers)
+    else:
+        uvicorn.run(create_app(path), host=host, port=port)

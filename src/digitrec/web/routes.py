@@ -1,0 +1,385 @@
+"""HTTP routes: the JSON API (one router) and the drawing page (another).
+
+Bodies are read by async dependencies (multipart or JSON, chosen by Content-Type); decoding, preprocessing
+and inference are CPU-bound and run in plain `def` routes, i.e. on the thread pool, off the event loop.
+Every mistake a client can make ends as a 4xx JSON `{"detail": "..."}`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import logging
+import uuid
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Depends, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from PIL import Image
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+
+from digitrec.errors import DigitrecError
+from digitrec.predictor import INPUT_CONTRACT, Prediction, Predictor
+from digitrec.web.app import STATIC_DIR, Settings
+from digitrec.web.schemas import (
+    BatchOut,
+    ErrorOut,
+    HealthOut,
+    ImageIn,
+    LimitsOut,
+    ModelOut,
+    PixelsIn,
+    PredictIn,
+    PredictionOut,
+    ReadyOut,
+)
+
+log = logging.getLogger("digitrec.web")
+api_router = APIRouter()
+page_router = APIRouter()
+
+# Pillow's names for the formats we accept (MPO is how Pillow sees many phone-camera JPEGs).
+FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "MPO": "JPEG", "WEBP": "WebP", "BMP": "BMP", "GIF": "GIF"}
+FORMATS_TEXT = "PNG, JPEG, WebP, BMP or GIF"
+# Pixels sent as MNIST arrays skip preprocessing, so they get their own "is anything drawn?" test:
+# fewer than this many clearly-inked pixels is blank, reported as no digit rather than guessed.
+MIN_INK_PIXELS = 4
+INK_LEVEL = 0.25
+
+
+@dataclass(frozen=True)
+class Item:
+    """One image from a request: encoded bytes, or an MNIST-form array. `where` names it in errors."""
+
+    where: str
+    data: bytes | None = None
+    pixels: np.ndarray | None = None
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def _predictor(request: Request) -> Predictor:
+    predictor = request.app.state.predictor
+    if predictor is None:
+        raise HTTPException(503, "the model is not loaded yet; retry in a moment.")
+    return predictor
+
+
+# -- reading bodies -------------------------------------------------------------------------------------
+
+
+def _content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _unsupported_media(ctype: str, field: str) -> HTTPException:
+    got = f"Content-Type {ctype!r}" if ctype else "no Content-Type"
+    return HTTPException(
+        415,
+        f"got {got}; send multipart/form-data with a '{field}' field, or application/json "
+        "(see /docs for the JSON forms).",
+    )
+
+
+async def _json(request: Request) -> Any:
+    body = await request.body()
+    if not body.strip():
+        raise HTTPException(400, "the request body is empty; send a JSON object.")
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise HTTPException(400, f"the body is not valid JSON ({exc}).") from exc
+
+
+async def _uploads(request: Request, field: str, max_files: int) -> list[Item]:
+    form = await request.form(max_files=max_files, max_fields=max_files + 10)
+    try:
+        values = form.getlist(field)
+        if not values:
+            raise HTTPException(422, f"the multipart body has no '{field}' field; put the image(s) there.")
+        items = []
+        for i, value in enumerate(values):
+            where = field if len(values) == 1 and field == "file" else f"{field}[{i}]"
+            if not isinstance(value, UploadFile):
+                raise HTTPException(422, f"{where} must be a file upload, not a text field.")
+            items.append(Item(where, data=await value.read()))
+        return items
+    finally:
+        await form.close()
+
+
+def _decode_base64(text: str, where: str) -> bytes:
+    s = text.strip()
+    if s.startswith("data:"):
+        head, sep, s = s.partition(",")
+        if not sep or not head.endswith(";base64"):
+            raise HTTPException(400, f"{where}: a data URL must be base64 (data:image/png;base64,...).")
+    s = "".join(s.split()).replace("-", "+").replace("_", "/")  # tolerate line breaks and URL-safe base64
+    s += "=" * (-len(s) % 4)
+    try:
+        data = base64.b64decode(s, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise HTTPException(400, f"{where} is not valid base64.") from exc
+    return data
+
+
+def _pixels(raw: Any, where: str) -> np.ndarray:
+    try:
+        rows = PixelsIn.model_validate(raw).pixels
+    except ValidationError as exc:
+        msg = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise HTTPException(422, f"{where}: {msg}.") from exc
+    return np.asarray(rows, dtype=np.float32)
+
+
+async def single_body(request: Request) -> Item:
+    """POST /api/predict: multipart `file`, or JSON {"image": ...} / {"pixels": ...}."""
+    ctype = _content_type(request)
+    if ctype == "multipart/form-data":
+        items = await _uploads(request, "file", max_files=1)
+        if len(items) != 1:
+            raise HTTPException(422, "send one 'file'; use /api/predict/batch for several images.")
+        return items[0]
+    if ctype == "application/json" or ctype.endswith("+json"):
+        raw = await _json(request)
+        try:
+            body = PredictIn.model_validate(raw)
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors()) from exc
+        if body.pixels is not None:
+            return Item("pixels", pixels=_pixels({"pixels": body.pixels}, "pixels"))
+        return Item("image", data=_decode_base64(body.image or "", "image"))
+    raise _unsupported_media(ctype, "file")
+
+
+async def batch_body(request: Request) -> list[Item]:
+    """POST /api/predict/batch: multipart `files` (repeated), or JSON {"images": [...]}; each JSON item is
+    a base64/data-URL string, {"image": ...} or {"pixels": ...}."""
+    limit = _settings(request).max_batch
+    ctype = _content_type(request)
+    if ctype == "multipart/form-data":
+        items = await _uploads(request, "files", max_files=limit + 1)
+    elif ctype == "application/json" or ctype.endswith("+json"):
+        raw = await _json(request)
+        if not isinstance(raw, dict) or set(raw) != {"images"} or not isinstance(raw["images"], list):
+            raise HTTPException(422, 'send a JSON object {"images": [...]} and nothing else.')
+        if len(raw["images"]) > limit:
+            raise HTTPException(413, f"a batch holds at most {limit} images, got {len(raw['images'])}.")
+        items = []
+        for i, entry in enumerate(raw["images"]):
+            where = f"images[{i}]"
+            if isinstance(entry, str):
+                items.append(Item(where, data=_decode_base64(entry, where)))
+            elif isinstance(entry, dict) and "pixels" in entry:
+                items.append(Item(where, pixels=_pixels(entry, where)))
+            elif isinstance(entry, dict) and "image" in entry:
+                try:
+                    text = ImageIn.model_validate(entry).image
+                except ValidationError as exc:
+                    raise HTTPException(422, f"{where}: 'image' must be a base64 string, alone.") from exc
+                items.append(Item(where, data=_decode_base64(text, where)))
+            else:
+                raise HTTPException(
+                    422, f'{where} must be a base64 string, {{"image": "..."}} or {{"pixels": [[...]]}}.'
+                )
+    else:
+        raise _unsupported_media(ctype, "files")
+    if not items:
+        raise HTTPException(422, "the batch is empty; send at least one image.")
+    if len(items) > limit:
+        raise HTTPException(413, f"a batch holds at most {limit} images, got {len(items)}.")
+    return items
+
+
+# -- decoding and prediction ----------------------------------------------------------------------------
+
+
+def _to_mnist(item: Item, settings: Settings) -> np.ndarray | None:
+    """One item -> the (28, 28) MNIST-form image the model will see, or None when blank."""
+    if item.pixels is not None:
+        return None if int((item.pixels > INK_LEVEL).sum()) < MIN_INK_PIXELS else item.pixels
+    data = item.data or b""
+    if not data:
+        raise HTTPException(400, f"{item.where} is empty; send a {FORMATS_TEXT} image.")
+    # Image.open reads only the header: format and size are known before any pixel is decoded, so a
+    # decompression bomb (a tiny PNG claiming 100k x 100k pixels) is refused without costing memory.
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                fmt, (width, height) = im.format, im.size
+    except Image.DecompressionBombError as exc:
+        raise HTTPException(413, f"{item.where} has too many pixels; the limit is 4096×4096.") from exc
+    except Exception as exc:  # Pillow raises many types on garbage (OSError, SyntaxError, ValueError, ...)
+        raise HTTPException(400, f"{item.where} is not a readable {FORMATS_TEXT} image.") from exc
+    if fmt not in FORMATS:
+        raise HTTPException(415, f"{item.where} is a {fmt} image; send {FORMATS_TEXT}.")
+    if width * height > settings.max_image_pixels:
+        raise HTTPException(
+            413,
+            f"{item.where} is {width}×{height} pixels, over the limit of {settings.max_image_pixels:,} "
+            "pixels; send a smaller image.",
+        )
+    from digitrec.preprocess import to_mnist
+
+    try:
+        return to_mnist(data, max_pixels=settings.max_image_pixels)
+    except DigitrecError as exc:
+        raise HTTPException(400, f"{item.where}: {exc}") from exc
+    except Exception as exc:
+        # Untrusted bytes reach Pillow's decoders, which can fail in surprising ways on crafted files; the
+        # client gets a 4xx and we keep the traceback in the log.
+        log.warning("could not decode %s", item.where, exc_info=True)
+        detail = f"{item.where} could not be decoded as an image ({type(exc).__name__})."
+        raise HTTPException(400, detail) from exc
+
+
+def _answer(p: Prediction, model: str) -> PredictionOut:
+    return PredictionOut(
+        id=uuid.uuid4().hex,
+        digit=p.digit,
+        confidence=round(p.confidence, 6),
+        probabilities=[round(v, 6) for v in p.probabilities],
+        model=model,
+        input=None if p.input is None else np.round(p.input, 3).tolist(),
+    )
+
+
+def _run(items: list[Item], request: Request) -> list[PredictionOut]:
+    predictor = _predictor(request)
+    settings = _settings(request)
+    images = [_to_mnist(item, settings) for item in items]
+    label = f"{predictor.name} {predictor.version}"
+    return [_answer(p, label) for p in predictor.predict_mnist(images)]
+
+
+# -- the API --------------------------------------------------------------------------------------------
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut, "description": text}
+    for code, text in {
+        400: "unreadable image, bad base64 or malformed JSON",
+        413: "body, image or batch over the limits",
+        415: "unsupported Content-Type or image format",
+        422: "JSON of the wrong shape (e.g. pixels not 28×28 in [0, 1])",
+    }.items()
+}
+_FILE = {"type": "string", "format": "binary"}
+
+
+def _body_doc(json_schema: dict[str, Any], multipart: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": json_schema},
+                "multipart/form-data": {"schema": multipart},
+            },
+        }
+    }
+
+
+_BATCH_JSON = {
+    "type": "object",
+    "required": ["images"],
+    "properties": {
+        "images": {
+            "type": "array",
+            "maxItems": 256,
+            "items": {
+                "anyOf": [{"type": "string"}, ImageIn.model_json_schema(), PixelsIn.model_json_schema()]
+            },
+        }
+    },
+}
+
+
+@api_router.post(
+    "/api/predict",
+    response_model=PredictionOut,
+    responses=ERRORS,
+    summary="Recognise one digit",
+    openapi_extra=_body_doc(
+        PredictIn.model_json_schema(),
+        {"type": "object", "required": ["file"], "properties": {"file": _FILE}},
+    ),
+)
+def predict(request: Request, item: Item = Depends(single_body)) -> PredictionOut:
+    """One image: multipart field `file`, or JSON `{"image": base64 or data URL}` or `{"pixels": 28×28}`."""
+    return _run([item], request)[0]
+
+
+@api_router.post(
+    "/api/predict/batch",
+    response_model=BatchOut,
+    responses=ERRORS,
+    summary="Recognise up to 256 digits in one call",
+    openapi_extra=_body_doc(
+        _BATCH_JSON,
+        {"type": "object", "required": ["files"], "properties": {"files": {"type": "array", "items": _FILE}}},
+    ),
+)
+def predict_batch(request: Request, items: list[Item] = Depends(batch_body)) -> BatchOut:
+    """Several images (multipart `files`, or JSON `{"images": [...]}`), answered in request order."""
+    return BatchOut(results=_run(items, request))
+
+
+@api_router.get("/api/model", response_model=ModelOut, summary="The model that answers, and the limits")
+def model_info(request: Request) -> ModelOut:
+    predictor, settings = _predictor(request), _settings(request)
+    return ModelOut(
+        name=predictor.name,
+        version=predictor.version,
+        sha256=predictor.sha256,
+        test_accuracy=predictor.test_accuracy,
+        input=str(predictor.card.get("input") or INPUT_CONTRACT),
+        formats=sorted(set(FORMATS.values())),
+        limits=LimitsOut(
+            max_body_bytes=settings.max_body_bytes,
+            max_image_pixels=settings.max_image_pixels,
+            max_batch=settings.max_batch,
+        ),
+    )
+
+
+@api_router.get("/healthz", response_model=HealthOut, summary="Liveness: the process answers")
+async def healthz() -> HealthOut:
+    return HealthOut(status="ok")
+
+
+@api_router.get(
+    "/readyz",
+    response_model=ReadyOut,
+    responses={503: {"model": ErrorOut, "description": "model not loaded or not answering"}},
+    summary="Readiness: the model is loaded and answers a tiny inference",
+)
+def readyz(request: Request) -> ReadyOut | JSONResponse:
+    predictor = request.app.state.predictor
+    if predictor is None:
+        return JSONResponse({"detail": "model not loaded"}, status_code=503)
+    try:
+        probs = predictor.predict_proba(np.zeros((1, 28, 28), np.float32))
+        if probs.shape != (1, 10) or not np.isfinite(probs).all():
+            raise RuntimeError(f"bad output {probs.shape}")
+    except Exception as exc:  # readiness must report, not crash
+        log.error("readiness inference failed: %s", exc)
+        return JSONResponse({"detail": f"model is not answering: {exc}"}, status_code=503)
+    return ReadyOut(status="ready", model=f"{predictor.name} {predictor.version}")
+
+
+# -- the page -------------------------------------------------------------------------------------------
+
+
+@page_router.get("/", include_in_schema=False)
+async def index() -> FileResponse:
+    return FileResponse(STATIC_DIR / "index.html", media_type="text/html")

@@ -1,0 +1,100 @@
+"""Pydantic models for every request and response body of the HTTP API (they are also the OpenAPI docs)."""
+
+from __future__ import annotations
+
+import math
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+PIXELS_DOC = "28×28 nested list of floats in [0, 1], white ink on black (MNIST polarity), already centred"
+IMAGE_DOC = "an image (PNG, JPEG, WebP, BMP or GIF) as base64, or as a data URL (data:image/png;base64,...)"
+
+
+class PixelsIn(BaseModel):
+    """An image already in MNIST form: it goes to the model as is, without preprocessing."""
+
+    model_config = ConfigDict(extra="forbid")
+    pixels: list[list[float]] = Field(description=PIXELS_DOC)
+
+    @field_validator("pixels")
+    @classmethod
+    def _check_pixels(cls, rows: list[list[float]]) -> list[list[float]]:
+        if len(rows) != 28 or any(len(r) != 28 for r in rows):
+            shape = f"{len(rows)} rows of lengths {sorted({len(r) for r in rows})}" if rows else "no rows"
+            raise ValueError(f"pixels must be 28 rows of 28 numbers, got {shape}")
+        if not all(math.isfinite(v) and 0.0 <= v <= 1.0 for r in rows for v in r):
+            raise ValueError("pixels must be finite numbers in [0, 1] (no NaN or infinity)")
+        return rows
+
+
+class PredictIn(BaseModel):
+    """JSON body of POST /api/predict: exactly one of `image` or `pixels`."""
+
+    model_config = ConfigDict(extra="forbid")
+    image: str | None = Field(default=None, description=IMAGE_DOC)
+    pixels: list[list[float]] | None = Field(default=None, description=PIXELS_DOC)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> PredictIn:
+        if (self.image is None) == (self.pixels is None):
+            raise ValueError("send exactly one of 'image' (base64 or data URL) or 'pixels' (28×28 floats)")
+        if self.pixels is not None:
+            PixelsIn(pixels=self.pixels)
+        return self
+
+
+class ImageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    image: str = Field(description=IMAGE_DOC)
+
+
+class BatchIn(BaseModel):
+    """JSON body of POST /api/predict/batch. Each item is a base64/data-URL string, `{"image": ...}` or
+    `{"pixels": ...}`. One bad item rejects the whole batch with its index in `detail`."""
+
+    model_config = ConfigDict(extra="forbid")
+    images: list[str | ImageIn | PixelsIn] = Field(description="1 to the batch limit (256) images")
+
+
+class PredictionOut(BaseModel):
+    id: str = Field(description="uuid4 hex identifying this prediction (feedback refers to it)")
+    digit: int | None = Field(description="0-9, or null when the image is blank: we never guess")
+    confidence: float = Field(description="probability of `digit` (0 when blank)")
+    probabilities: list[float] = Field(description="10 softmax probabilities, index = digit (zeros if blank)")
+    model: str = Field(description="name and version of the model that answered")
+    input: list[list[float]] | None = Field(
+        description="the 28×28 image the model saw, white on black in [0, 1]; null when blank"
+    )
+
+
+class BatchOut(BaseModel):
+    results: list[PredictionOut]
+
+
+class LimitsOut(BaseModel):
+    max_body_bytes: int
+    max_image_pixels: int
+    max_batch: int
+
+
+class ModelOut(BaseModel):
+    name: str
+    version: str
+    sha256: str
+    test_accuracy: float | None
+    input: str = Field(description="the model's input contract")
+    formats: list[str] = Field(description="image formats the API accepts")
+    limits: LimitsOut
+
+
+class HealthOut(BaseModel):
+    status: str
+
+
+class ReadyOut(BaseModel):
+    status: str
+    model: str
+
+
+class ErrorOut(BaseModel):
+    detail: str
