@@ -224,7 +224,7 @@ def _sample(digit: int, rng: np.random.Generator, size: int) -> tuple[list[np.nd
     lo, hi = pts.min(0), pts.max(0)
     height = rng.uniform(0.18, 0.9) * size
     aspect = rng.uniform(0.45, 0.85) * (0.35 if digit == 1 else 1.0)  # width / height of the digit's box
-    shear, angle = rng.uniform(-0.35, 0.35), math.radians(rng.normal(0, 8))
+    shear, angle = rng.uniform(-0.15, 0.4), math.radians(rng.normal(0, 7))  # most people slant right
     c, s = math.cos(angle), math.sin(angle)
     scale = np.array([aspect * height / max(hi[0] - lo[0], 0.1), height / (hi[1] - lo[1])])
     transform = np.array([[c, -s], [s, c]]) @ np.array([[1, -shear], [0, 1]]) @ np.diag(scale)
