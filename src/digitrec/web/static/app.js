@@ -15,6 +15,7 @@
   const predictionEl = document.getElementById("prediction");
   const confidenceEl = document.getElementById("confidence");
   const statusEl = document.getElementById("status");
+  const resultEl = document.querySelector(".result");
   const seen = document.getElementById("model-input").getContext("2d");
   const bars = Array.from(document.querySelectorAll("#probabilities .bar")).map((li) => ({
     li,
@@ -176,14 +177,19 @@
   let lastSent = -Infinity;
   let timer = 0;
 
+  // aria-busy tells assistive technology (and the browser tests) that an answer is on its way.
+  const setBusy = (busy) => resultEl.setAttribute("aria-busy", String(busy));
+
   function requestPrediction(now) {
     if (!strokes.length) {
       clearTimeout(timer);
       timer = 0;
       pending = false;
       showResult(null);
+      if (!inFlight) setBusy(false);
       return;
     }
+    setBusy(true);
     if (inFlight) {
       pending = true;
       return;
@@ -219,6 +225,8 @@
       if (pending) {
         pending = false;
         requestPrediction(true);
+      } else if (!timer) {
+        setBusy(false);
       }
     }
   }
@@ -272,6 +280,7 @@
   }
 
   changed();
+  setBusy(false);
   drawSeen(null);
   loadModelInfo();
 })();
