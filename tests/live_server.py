@@ -1,4 +1,4 @@
-"""A real uvicorn server in a child process, on a loopback socket bound by the test (no port races).
+"""A real uvicorn server in a child process on a free loopback port.
 
 Used by the API and browser tests and by benchmarks/serve_latency.py. The child inherits the environment,
 so it serves the same model `load_model()` returns here.
@@ -47,21 +47,29 @@ def stop(proc: subprocess.Popen) -> None:
 
 @contextlib.contextmanager
 def live_server(env: dict[str, str] | None = None) -> Iterator[str]:
-    """Yield the base URL of `uvicorn --factory digitrec.web.app:create_app` on a fresh loopback socket."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    port = sock.getsockname()[1]
-    fd = sock.fileno()
+    """Yield the base URL of `uvicorn --factory digitrec.web.app:create_app` on a free loopback port.
+
+    (Not `uvicorn --fd`: uvicorn takes an inherited socket for a Unix one, so asyncio leaves Nagle's
+    algorithm on and every answer waits ~40 ms for a delayed ACK.)
+    """
     child_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
-    cmd = [sys.executable, "-m", "uvicorn", "--factory", "digitrec.web.app:create_app", "--fd", str(fd)]
-    cmd += ["--log-level", "warning", "--no-access-log"]
-    proc = subprocess.Popen(cmd, pass_fds=[fd], env=child_env)
-    sock.close()  # the child holds its own copy of the listening socket
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, proc)
-        yield url
-    finally:
-        stop(proc)
+    for attempt in range(3):  # the port could be taken between free_port() and the bind: retry
+        port = free_port()
+        cmd = [sys.executable, "-m", "uvicorn", "--factory", "digitrec.web.app:create_app"]
+        cmd += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"]
+        proc = subprocess.Popen(cmd, env=child_env)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_ready(url, proc)
+        except RuntimeError:
+            if attempt == 2:
+                raise
+            continue
+        except BaseException:
+            stop(proc)
+            raise
+        try:
+            yield url
+        finally:
+            stop(proc)
+        return

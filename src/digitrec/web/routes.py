@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from PIL import Image
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
@@ -255,6 +255,12 @@ def _answer(p: Prediction, model: str) -> PredictionOut:
     )
 
 
+def _json_response(body: BatchOut | PredictionOut) -> Response:
+    """Serialise with pydantic-core here, in the worker thread. Returning the model instead would make
+    FastAPI validate it again and serialise it in a second thread-pool hop: ~0.3 ms of a ~2 ms request."""
+    return Response(body.model_dump_json(), media_type="application/json")
+
+
 def _run(items: list[Item], request: Request) -> list[PredictionOut]:
     predictor = _predictor(request)
     settings = _settings(request)
@@ -314,9 +320,9 @@ _BATCH_JSON = {
         {"type": "object", "required": ["file"], "properties": {"file": _FILE}},
     ),
 )
-def predict(request: Request, item: Item = Depends(single_body)) -> PredictionOut:
+def predict(request: Request, item: Item = Depends(single_body)) -> Response:
     """One image: multipart field `file`, or JSON `{"image": base64 or data URL}` or `{"pixels": 28×28}`."""
-    return _run([item], request)[0]
+    return _json_response(_run([item], request)[0])
 
 
 @api_router.post(
@@ -329,9 +335,9 @@ def predict(request: Request, item: Item = Depends(single_body)) -> PredictionOu
         {"type": "object", "required": ["files"], "properties": {"files": {"type": "array", "items": _FILE}}},
     ),
 )
-def predict_batch(request: Request, items: list[Item] = Depends(batch_body)) -> BatchOut:
+def predict_batch(request: Request, items: list[Item] = Depends(batch_body)) -> Response:
     """Several images (multipart `files`, or JSON `{"images": [...]}`), answered in request order."""
-    return BatchOut(results=_run(items, request))
+    return _json_response(BatchOut(results=_run(items, request)))
 
 
 @api_router.get("/api/model", response_model=ModelOut, summary="The model that answers, and the limits")
