@@ -217,7 +217,7 @@ def test_client_mistakes_are_4xx_json_and_the_server_stays_healthy(client, bad_c
     ("body", "status", "phrase"),
     [
         ({"images": []}, 422, "empty"),
-        ({"images": ["x"] * 257}, 413, "at most 256"),
+        ({"images": ["x"] * 257}, 413, "at most 256 images"),
         ({"images": [42]}, 422, "images[0]"),
         ({"images": [{"pixels": [[0.0] * 28] * 28}, {"pixels": [[2.0] * 28] * 28}]}, 422, "images[1]"),
         ({"images": ["%%%"]}, 400, "images[0] is not valid base64"),
@@ -228,6 +228,15 @@ def test_batch_mistakes_name_the_bad_item(client, body, status, phrase):
     r = client.post("/api/predict/batch", json=body)
     assert r.status_code == status, r.text
     assert phrase in r.json()["detail"]
+
+
+def test_too_many_multipart_files_is_413(client):
+    for n in (257, 300):
+        r = client.post("/api/predict/batch", files=[("files", ("a.png", b"x"))] * n)
+        assert r.status_code == 413 and "at most 256 images" in r.json()["detail"]
+    for n in (2, 5):
+        r = client.post("/api/predict", files=[("file", ("a.png", b"x"))] * n)
+        assert r.status_code == 413 and "/api/predict/batch" in r.json()["detail"]
 
 
 def test_oversized_content_length_is_refused_before_the_body_is_sent(server):

@@ -165,11 +165,9 @@ def serve(
     """Run the app with uvicorn. Loads the model first so that a bad --model fails here, not in a worker."""
     import uvicorn
 
-    from digitrec.predictor import MODEL_ENV, resolve_model_path
+    from digitrec.predictor import MODEL_ENV, Predictor, resolve_model_path
 
     path = resolve_model_path(model)
-    from digitrec.predictor import Predictor
-
     Predictor(path)  # verify (sha256, contract) once, in the parent, with a clear error
     if workers > 1:
         # Worker processes import the app by name, so the model path travels through the environment.

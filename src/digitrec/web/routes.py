@@ -101,8 +101,18 @@ async def _json(request: Request) -> Any:
         raise HTTPException(400, f"the body is not valid JSON ({exc}).") from exc
 
 
-async def _uploads(request: Request, field: str, max_files: int) -> list[Item]:
-    form = await request.form(max_files=max_files, max_fields=max_files + 10)
+async def _uploads(request: Request, field: str, limit: int) -> list[Item]:
+    """The uploads in `field` of a multipart body; more than `limit` files is a 413."""
+    too_many = f"send at most {limit} images in one request" + (
+        "; use /api/predict/batch for several." if limit == 1 else "."
+    )
+    try:
+        # One file over the limit may be parsed, so that the count check below gives the answer.
+        form = await request.form(max_files=limit + 1, max_fields=limit + 10)
+    except HTTPException as exc:
+        if exc.status_code == 400 and "Too many files" in str(exc.detail):
+            raise HTTPException(413, too_many) from exc
+        raise
     try:
         values = form.getlist(field)
         if not values:
@@ -146,9 +156,9 @@ async def single_body(request: Request) -> Item:
     """POST /api/predict: multipart `file`, or JSON {"image": ...} / {"pixels": ...}."""
     ctype = _content_type(request)
     if ctype == "multipart/form-data":
-        items = await _uploads(request, "file", max_files=1)
+        items = await _uploads(request, "file", limit=1)
         if len(items) != 1:
-            raise HTTPException(422, "send one 'file'; use /api/predict/batch for several images.")
+            raise HTTPException(413, "send one 'file'; use /api/predict/batch for several images.")
         return items[0]
     if ctype == "application/json" or ctype.endswith("+json"):
         raw = await _json(request)
@@ -168,13 +178,14 @@ async def batch_body(request: Request) -> list[Item]:
     limit = _settings(request).max_batch
     ctype = _content_type(request)
     if ctype == "multipart/form-data":
-        items = await _uploads(request, "files", max_files=limit + 1)
+        items = await _uploads(request, "files", limit=limit)
     elif ctype == "application/json" or ctype.endswith("+json"):
         raw = await _json(request)
         if not isinstance(raw, dict) or set(raw) != {"images"} or not isinstance(raw["images"], list):
             raise HTTPException(422, 'send a JSON object {"images": [...]} and nothing else.')
         if len(raw["images"]) > limit:
-            raise HTTPException(413, f"a batch holds at most {limit} images, got {len(raw['images'])}.")
+            n = len(raw["images"])
+            raise HTTPException(413, f"send at most {limit} images in one request, got {n}.")
         items = []
         for i, entry in enumerate(raw["images"]):
             where = f"images[{i}]"
@@ -197,7 +208,7 @@ async def batch_body(request: Request) -> list[Item]:
     if not items:
         raise HTTPException(422, "the batch is empty; send at least one image.")
     if len(items) > limit:
-        raise HTTPException(413, f"a batch holds at most {limit} images, got {len(items)}.")
+        raise HTTPException(413, f"send at most {limit} images in one request, got {len(items)}.")
     return items
 
 
