@@ -310,3 +310,23 @@ def test_serve_command_refuses_a_missing_model(tmp_path):
     cmd = [sys.executable, "-m", "digitrec", "serve", "--model", str(tmp_path / "none.onnx")]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "does not exist" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_limits_are_configurable(drawings):
+    """Settings come from the environment (DIGITREC_MAX_*), which is also how worker processes get them."""
+    env = {"DIGITREC_MAX_BODY_BYTES": "20000", "DIGITREC_MAX_IMAGE_PIXELS": "10000"}
+    env["DIGITREC_MAX_BATCH"] = "2"
+    with live_server(env) as url, httpx.Client(base_url=url, timeout=30) as c:
+        assert c.get("/api/model").json()["limits"] == {
+            "max_body_bytes": 20000,
+            "max_image_pixels": 10000,
+            "max_batch": 2,
+        }
+        small = png(Image.open(io.BytesIO(drawings[2][1])).resize((90, 90)))  # 8100 pixels: allowed
+        assert c.post("/api/predict", files={"file": ("d.png", small)}).status_code == 200
+        r = c.post("/api/predict", files={"file": ("d.png", drawings[2][1])})  # 280x280
+        assert r.status_code == 413 and "10,000 pixels" in r.json()["detail"]
+        r = c.post("/api/predict", content=b"0" * 20001, headers={"content-type": "application/json"})
+        assert r.status_code == 413 and "19.5 KiB" in r.json()["detail"]
+        r = c.post("/api/predict/batch", json={"images": [{"pixels": [[0.0] * 28] * 28}] * 3})
+        assert r.status_code == 413 and "at most 2" in r.json()["detail"]
