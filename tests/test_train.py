@@ -4,6 +4,7 @@ import csv
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -84,8 +85,11 @@ def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path):
 def test_torchrun_with_two_cpu_processes_trains_and_writes_one_run_folder(mnist_cache, tmp_path):
     run = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with socket.socket() as sock:  # a free port for the rendezvous (torchrun has no 'pick one' option)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=0",
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1", f"--master_port={port}",
          "-m", "digitrec", "train", *TINY, "--epochs", "2", "--device", "cpu", "--out", str(run)],
         capture_output=True, text=True, env=env, timeout=600,
     )

@@ -91,7 +91,7 @@ class EpochReporter:
         console.print(
             f"epoch {row['epoch']:>2}  train loss {row['train_loss']:.4f} acc {row['train_acc'] * 100:.2f}%  "
             f"val loss {row['val_loss']:.4f} acc {row['val_acc'] * 100:.2f}%  lr {row['lr']:.2e}  "
-            f"{row['seconds']:.1f}s" + ("  (early stop)" if stopped else ""), highlight=False)
+            f"{row['seconds']:.1f}s" + ("  (early stop)" if stopped else ""), highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -123,7 +123,7 @@ def train(
         fail(str(exc))
     if card is not None and not quiet:
         console.print(f"test accuracy {card['test_accuracy'] * 100:.2f}% ({card['test_errors']} errors), "
-                      f"{card['training_seconds']:.0f}s of training; run folder: {out}", highlight=False)
+                      f"{card['training_seconds']:.0f}s of training; run folder: {out}", highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -108,7 +108,7 @@ def plot_training_curves(log_csv: Path, path: Path) -> None:
     axes[1].set_title("accuracy (%)")
     axes[2].plot(col["epoch"], col["lr"])
     axes[2].set_yscale("log")
-    axes[2].set_title("learning rate (end of epoch)")
+    axes[2].set_title("learning rate (last step of the epoch)")
     for ax in axes:
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)

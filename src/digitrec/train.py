@@ -65,7 +65,7 @@ PRESETS = {
                         early_stop_patience=7),
     # Ours, tuned for a 2-core CPU: a net that spends its FLOPs at 14x14 and 7x7, one-cycle SGD with
     # Nesterov momentum, label smoothing and lighter augmentation, a fixed short budget and no early stop.
-    "fast": TrainConfig(arch="fast", width=24, epochs=12, batch_size=128, optimizer="sgd", lr=0.1,
+    "fast": TrainConfig(arch="fast", width=24, epochs=11, batch_size=128, optimizer="sgd", lr=0.1,
                         weight_decay=5e-4, schedule="onecycle", early_stop_patience=None, label_smoothing=0.1,
                         augment=AugmentConfig(rotation_deg=10, shift=0.1, zoom=0.1, shear_deg=10)),
 }
@@ -168,6 +168,7 @@ def train_one_epoch(model, opt, sched, x, y, cfg: TrainConfig, epoch: int, devic
         loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        lr = opt.param_groups[0]["lr"]  # the rate this step really used (a scheduler step follows)
         opt.step()
         if cfg.schedule == "onecycle":
             sched.step()
@@ -177,7 +178,7 @@ def train_one_epoch(model, opt, sched, x, y, cfg: TrainConfig, epoch: int, devic
         if on_batch:
             on_batch(step + 1, steps, loss_sum / seen, correct / seen)
     loss_sum, correct, seen = all_reduce_sum([loss_sum, correct, seen], d)
-    return loss_sum / seen, correct / seen
+    return loss_sum / seen, correct / seen, lr
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -270,11 +271,10 @@ def train(
         if reporter and d.main:
             reporter.epoch_start(epoch, cfg.epochs, steps)
         on_batch = reporter.batch if reporter and d.main else None
-        train_loss, train_acc = train_one_epoch(model, opt, sched, x_train, y_train, cfg, epoch, dev, d, on_batch)
+        train_loss, train_acc, lr = train_one_epoch(model, opt, sched, x_train, y_train, cfg, epoch, dev, d, on_batch)
         logits = evaluate_logits(bare, x_val, dev)
         val_loss = F.cross_entropy(logits, y_val).item()
         val_acc = (logits.argmax(1) == y_val).float().mean().item()
-        lr = opt.param_groups[0]["lr"]
         if cfg.schedule == "plateau":
             sched.step(val_loss)
         row = dict(epoch=epoch, train_loss=round(train_loss, 6), train_acc=round(train_acc, 6),
