@@ -4,6 +4,7 @@ finger (CDP touch events) and a pen, undo, clear, keyboard use, and the phone an
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -123,6 +124,21 @@ def draw_pen(page, strokes) -> None:
     )
 
 
+REQUESTS = """() => performance.getEntriesByType('resource').filter(e => e.name.endsWith('/api/predict'))
+  .map(e => [e.startTime, e.responseEnd])"""
+
+
+def check_throttled(page, strokes: int) -> None:
+    """Live prediction: one request in flight at most, and no more than one per ~150 ms while drawing
+    (a stroke's end may send at once)."""
+    spans = page.evaluate(REQUESTS)
+    assert spans, "no prediction request was sent"
+    for (_, end), (start, _) in pairwise(spans):
+        assert start >= end - 1, f"two requests in flight at once: {spans}"
+    quick = sum(b[0] - a[0] < 140 for a, b in pairwise(spans))
+    assert quick <= strokes, f"{quick} requests less than 140 ms apart for {strokes} strokes: {spans}"
+
+
 def answer(page) -> dict:
     """Wait for the final answer and read everything the page shows about it."""
     page.wait_for_function(SETTLED, timeout=10_000)
@@ -160,9 +176,12 @@ def test_mouse_drawn_digits_are_read_live_and_at_pen_up(browser, server):
     read, latencies = [], []
     for digit in range(10):
         page.click("#clear") if page.is_enabled("#clear") else None
-        draw_mouse(page, stroke_path(digit, rng))
+        page.evaluate("() => performance.clearResourceTimings()")
+        strokes = stroke_path(digit, rng)
+        draw_mouse(page, strokes)
         a = answer(page)
         check_consistent(a)
+        check_throttled(page, len(strokes))
         read.append(int(a["prediction"]))
         latencies.append(a["latency_ms"])
     # The final answer is on screen within 0.3 s of lifting the pen (median, measured inside the page).

@@ -173,7 +173,8 @@
   // One request in flight at most; while drawing, at most one per THROTTLE_MS; at a stroke's end, at once
   // (or as soon as the request in flight returns).
   let inFlight = false;
-  let pending = false;
+  let pending = false;        // another prediction is wanted when the one in flight returns...
+  let pendingNow = false;     // ...and it is a final one (stroke ended, undo, clear): do not throttle it
   let lastSent = -Infinity;
   let timer = 0;
 
@@ -184,7 +185,7 @@
     if (!strokes.length) {
       clearTimeout(timer);
       timer = 0;
-      pending = false;
+      pending = pendingNow = false;
       showResult(null);
       if (!inFlight) setBusy(false);
       return;
@@ -192,6 +193,7 @@
     setBusy(true);
     if (inFlight) {
       pending = true;
+      pendingNow = pendingNow || now;
       return;
     }
     const wait = now ? 0 : THROTTLE_MS - (performance.now() - lastSent);
@@ -223,8 +225,9 @@
     } finally {
       inFlight = false;
       if (pending) {
-        pending = false;
-        requestPrediction(true);
+        const now = pendingNow;
+        pending = pendingNow = false;
+        requestPrediction(now);
       } else if (!timer) {
         setBusy(false);
       }
