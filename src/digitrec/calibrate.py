@@ -1,0 +1,232 @@
+"""Calibrated confidence and "no digit": temperature scaling, a rejection threshold, a digit-likeness check.
+
+A network's softmax is not a probability until it is calibrated: ours trains with label smoothing (under-
+confident), others over-fit (over-confident). One temperature T, fitted on the validation split by minimising
+the negative log-likelihood, fixes most of it (Guo et al. 2017). Calibrated, "confidence < threshold" means
+what it says, so we refuse to guess below a threshold chosen on the validation split, never the test set.
+
+A model trained only on digits still answers "7 (93%)" for noise or a letter, so a separate check asks
+whether the input looks like a digit at all: simple ink statistics of the 28x28 image (how much ink, how many
+pieces) and how typical the logit vector is for the predicted class (Mahalanobis distance to that class's mean
+logits on the validation split: a letter that half resembles two digits gives an unusual mixture). Every
+threshold is a quantile of real digits (MNIST validation and synthetic handwriting), so the false-rejection
+rate is chosen, and the rejection rate on noise and letters is measured (benchmarks/calibration.py).
+NumPy only at serve time; `calibrate_model` also reads MNIST (digitrec.data, NumPy too).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ECE_BINS = 15
+REJECT_FRACTION = 0.005  # low_confidence may reject at most this fraction of validation digits
+FEATURE_QUANTILE = 0.001  # each digit-likeness test may reject at most this fraction of real digits
+REASONS = ("blank", "not_digit_like", "low_confidence")
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    z = np.asarray(logits, np.float64) / temperature
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def nll(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
+    """Mean negative log-likelihood of the true labels at a temperature."""
+    z = np.asarray(logits, np.float64) / temperature
+    m = z.max(axis=1, keepdims=True)
+    log_z = (m + np.log(np.exp(z - m).sum(axis=1, keepdims=True)))[:, 0]
+    return float(np.mean(log_z - z[np.arange(len(z)), labels]))
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray, lo: float = 0.05, hi: float = 20.0) -> float:
+    """T minimising the NLL: golden-section search on log T (NLL(T) is unimodal in practice)."""
+    a, b = math.log(lo), math.log(hi)
+    g = (math.sqrt(5) - 1) / 2
+    c, d = b - g * (b - a), a + g * (b - a)
+    fc, fd = nll(logits, labels, math.exp(c)), nll(logits, labels, math.exp(d))
+    while b - a > 1e-4:
+        if fc < fd:
+            b, d, fd = d, c, fc
+            c = b - g * (b - a)
+            fc = nll(logits, labels, math.exp(c))
+        else:
+            a, c, fc = c, d, fd
+            d = a + g * (b - a)
+            fd = nll(logits, labels, math.exp(d))
+    return float(math.exp((a + b) / 2))
+
+
+def ece(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
+    """Expected calibration error: |accuracy - confidence| per equal-width confidence bin, size-weighted."""
+    conf = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == labels
+    which = np.minimum((conf * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        sel = which == b
+        if sel.any():
+            total += sel.sum() * abs(correct[sel].mean() - conf[sel].mean())
+    return float(total / max(len(labels), 1))
+
+
+def reject_threshold(confidence: np.ndarray, fraction: float = REJECT_FRACTION) -> float:
+    """The largest threshold that rejects (confidence < t) at most `fraction` of these images."""
+    c = np.sort(np.asarray(confidence, np.float64))
+    k = int(math.floor(fraction * len(c)))
+    return float(c[k]) if len(c) else 0.0
+
+
+def ink_features(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per 28x28 image: mean ink (0..1) and the number of ink pieces (> 0.5, at least 3 pixels)."""
+    from digitrec.segment import label
+
+    x = np.asarray(images, np.float32).reshape(-1, 28, 28)
+    if x.size and x.max() > 1.0:
+        x = x / 255.0
+    pieces = np.empty(len(x), np.int64)
+    for i, im in enumerate(x):
+        lab, n = label(im > 0.5)
+        pieces[i] = int((np.bincount(lab.ravel(), minlength=n + 1)[1:] >= 3).sum()) if n else 0
+    return x.mean(axis=(1, 2)), pieces
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What the model card stores under "calibration"; `reasons` applies it. Defaults change nothing."""
+
+    temperature: float = 1.0
+    reject_below: float = 0.0
+    ink_min: float = 0.0
+    ink_max: float = 1.0
+    max_pieces: int = 1_000
+    max_distance: float = math.inf
+    class_means: list[list[float]] | None = field(default=None, repr=False)
+    precision: list[list[float]] | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_card(cls, card: dict[str, Any] | None) -> Rules:
+        cal = (card or {}).get("calibration") or {}
+        like = cal.get("digit_like") or {}
+        return cls(
+            temperature=float(cal.get("temperature", 1.0)),
+            reject_below=float(cal.get("reject_below", 0.0)),
+            ink_min=float(like.get("ink_min", 0.0)),
+            ink_max=float(like.get("ink_max", 1.0)),
+            max_pieces=int(like.get("max_pieces", 1_000)),
+            max_distance=float(like.get("max_distance", math.inf)),
+            class_means=like.get("class_means"),
+            precision=like.get("precision"),
+        )
+
+    def distance(self, logits: np.ndarray) -> np.ndarray:
+        """Mahalanobis distance of each logit vector to its predicted class's mean (0 if not fitted)."""
+        z = np.asarray(logits, np.float64).reshape(-1, 10)
+        if self.class_means is None or self.precision is None:
+            return np.zeros(len(z))
+        d = z - np.asarray(self.class_means)[z.argmax(axis=1)]
+        return np.sqrt(np.maximum(np.einsum("ni,ij,nj->n", d, np.asarray(self.precision), d), 0))
+
+    def reasons(self, images: np.ndarray, logits: np.ndarray) -> list[str | None]:
+        """Per image (28x28, MNIST form) and its raw logits: None to answer, else why not."""
+        ink, pieces = ink_features(images)
+        dist = self.distance(logits)
+        conf = softmax(logits, self.temperature).max(axis=1)
+        out: list[str | None] = []
+        for i in range(len(conf)):
+            if not (self.ink_min <= ink[i] <= self.ink_max) or pieces[i] > self.max_pieces or (
+                dist[i] > self.max_distance
+            ):
+                out.append("not_digit_like")
+            elif conf[i] < self.reject_below:
+                out.append("low_confidence")
+            else:
+                out.append(None)
+        return out
+
+    def to_card(self) -> dict[str, Any]:
+        d = asdict(self)
+        like = {k: d.pop(k) for k in ("ink_min", "ink_max", "max_pieces", "max_distance", "class_means",
+                                      "precision")}
+        return {**d, "digit_like": like}
+
+
+def fit_rules(logits: np.ndarray, labels: np.ndarray, images: np.ndarray,
+              extra: list[tuple[np.ndarray, np.ndarray]] = ()) -> tuple[Rules, dict[str, Any]]:
+    """Fit T and the thresholds on validation digits (`extra`: more real digits as (images, logits),
+    e.g. synthetic handwriting, whose quantiles also bound the digit-likeness thresholds)."""
+    t = fit_temperature(logits, labels)
+    probs = softmax(logits, t)
+    right = probs.argmax(1) == labels
+    means = np.stack([logits[right & (labels == c)].mean(0) if (right & (labels == c)).any()
+                      else np.zeros(10) for c in range(10)])
+    resid = logits[right] - means[labels[right]]
+    cov = np.cov(resid, rowvar=False) + 1e-3 * np.eye(10)
+    partial = Rules(class_means=means.tolist(), precision=np.linalg.inv(cov).tolist())
+    q = FEATURE_QUANTILE
+    ink_lo, ink_hi, pieces_hi, dist_hi = [], [], [], []
+    for ims, lg in [(images, logits), *extra]:
+        ink, pieces = ink_features(ims)
+        ink_lo.append(np.quantile(ink, q))
+        ink_hi.append(np.quantile(ink, 1 - q))
+        pieces_hi.append(np.quantile(pieces, 1 - q, method="higher"))
+        dist_hi.append(np.quantile(partial.distance(lg), 1 - q))
+    rules = Rules(
+        temperature=t, reject_below=reject_threshold(probs.max(1)), ink_min=float(min(ink_lo)),
+        ink_max=float(max(ink_hi)), max_pieces=int(max(pieces_hi)), max_distance=float(max(dist_hi)),
+        class_means=partial.class_means, precision=partial.precision,
+    )
+    stats = {
+        "temperature": t, "reject_below": rules.reject_below,
+        "ece_before": ece(softmax(logits), labels), "ece_after": ece(probs, labels),
+        "nll_before": nll(logits, labels), "nll_after": nll(logits, labels, t),
+        "val_rejected": float(np.mean([r is not None for r in rules.reasons(images, logits)])),
+    }
+    return rules, stats
+
+
+def onnx_logits(onnx_path: str | Path, images: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """Raw logits of an ONNX model (its own session: the predictor's outputs are already calibrated)."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    x = np.asarray(images, np.float32).reshape(-1, 1, 28, 28)
+    if x.size and x.max() > 1.0:
+        x = x / 255.0
+    return np.concatenate([sess.run(None, {name: x[i : i + chunk]})[0] for i in range(0, len(x), chunk)]
+                          or [np.zeros((0, 10), np.float32)]).astype(np.float64)
+
+
+def synthetic_digits(n: int, seed: int = 2024) -> tuple[np.ndarray, np.ndarray]:
+    """n synthetic handwritten digits (all styles) through `to_mnist`: what users send, not MNIST."""
+    from digitrec.preprocess import to_mnist
+    from digitrec.synth import dataset
+
+    images, labels = dataset(n, seed=seed)
+    arrays = [to_mnist(im) for im in images]
+    keep = [i for i, a in enumerate(arrays) if a is not None]
+    return np.stack([arrays[i] for i in keep]), labels[keep]
+
+
+def calibrate_model(onnx_path: str | Path, *, data_dir: Path | None = None, synthetic: int = 500) -> dict:
+    """Fit temperature, rejection threshold and digit-likeness rules for a model on the validation split
+    (plus `synthetic` generated handwritten digits). Returns the card's "calibration" entry."""
+    from digitrec.data import load_mnist, stratified_split
+
+    mnist = load_mnist(data_dir)
+    val = stratified_split(mnist.train_labels).val
+    images, labels = mnist.train_images[val].astype(np.float32) / 255.0, mnist.train_labels[val]
+    extra = []
+    if synthetic:
+        syn_images, _ = synthetic_digits(synthetic)
+        extra.append((syn_images, onnx_logits(onnx_path, syn_images)))
+    rules, stats = fit_rules(onnx_logits(onnx_path, images), labels, images, extra)
+    return {**rules.to_card(), **stats, "bins": ECE_BINS, "reject_fraction": REJECT_FRACTION,
+            "feature_quantile": FEATURE_QUANTILE, "fitted_on": f"MNIST validation split ({len(val)} images)"
+            + (f" + {synthetic} synthetic handwritten digits" if synthetic else "")}
