@@ -36,6 +36,7 @@ MIN_AREA = 0.02  # components under this fraction of the largest one are specks
 MERGE_OVERLAP = 0.5  # merge pieces whose x-extents overlap by this fraction of the narrower one
 SPLIT_ASPECT = 1.15  # a group wider than this times its height holds several digits
 DIGIT_ASPECT = 0.7  # typical width / height of one handwritten digit, used to guess how many
+PRIOR_PENALTY = 0.01  # mean log-confidence a less likely digit count must win by (a tie-break)
 MIN_HEIGHT = 0.3  # groups shorter than this fraction of the median height (and small) are dots/dashes
 
 
@@ -136,56 +137,76 @@ def ink_mask(flat: np.ndarray) -> np.ndarray | None:
     return smooth > max(_otsu(smooth, top), 4 * noise)
 
 
-def _boxes(labels: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per component (1..n): bounding boxes (x0, y0, x1, y1) exclusive ends, and areas."""
-    ys, xs = np.nonzero(labels)
-    lab = labels[ys, xs] - 1
-    area = np.bincount(lab, minlength=n)
-    x0 = np.full(n, labels.shape[1]); y0 = np.full(n, labels.shape[0])  # noqa: E702
-    x1 = np.zeros(n, int); y1 = np.zeros(n, int)  # noqa: E702
-    np.minimum.at(x0, lab, xs); np.minimum.at(y0, lab, ys)  # noqa: E702
-    np.maximum.at(x1, lab, xs + 1); np.maximum.at(y1, lab, ys + 1)  # noqa: E702
-    return np.stack([x0, y0, x1, y1], 1), area
+def _slant(ys: np.ndarray, xs: np.ndarray, lab: np.ndarray, n: int) -> float:
+    """The writer's slant dx/dy: the median over the tall components of cov(x, y) / var(y) of their pixels
+    (how MNIST-style deslanting measures it). Clipped, so that a sloping 7 or 2 cannot tilt everything."""
+    count = np.bincount(lab, minlength=n).astype(np.float64)
+    my = np.bincount(lab, ys, n) / np.maximum(count, 1)
+    mx = np.bincount(lab, xs, n) / np.maximum(count, 1)
+    dy, dx = ys - my[lab], xs - mx[lab]
+    vyy = np.bincount(lab, dy * dy, n)
+    vxy = np.bincount(lab, dx * dy, n)
+    height = np.sqrt(vyy / np.maximum(count, 1))
+    tall = (count > 0) & (height >= 0.5 * height.max())
+    if tall.sum() < 2:  # one digit's own shape (a 7's diagonal) is not the writer's slant
+        return 0.0
+    return float(np.clip(np.median(-vxy[tall] / np.maximum(vyy[tall], 1e-9)), -0.5, 0.5))
 
 
-def _group(boxes: np.ndarray, keep: np.ndarray) -> list[list[int]]:
-    """Merge components whose x-extents overlap by MERGE_OVERLAP of the narrower one, left to right."""
-    order = [i for i in np.argsort(boxes[:, 0], kind="stable") if keep[i]]
+def _spans(xp: np.ndarray, ys: np.ndarray, lab: np.ndarray, n: int) -> np.ndarray:
+    """Per component: (x0, y0, x1, y1), x in deslanted coordinates, exclusive ends."""
+    x0 = np.full(n, np.inf); y0 = np.full(n, np.iinfo(np.int64).max)  # noqa: E702
+    x1 = np.full(n, -np.inf); y1 = np.zeros(n, np.int64)  # noqa: E702
+    np.minimum.at(x0, lab, xp); np.minimum.at(y0, lab, ys)  # noqa: E702
+    np.maximum.at(x1, lab, xp + 1); np.maximum.at(y1, lab, ys + 1)  # noqa: E702
+    return np.stack([x0, y0, x1, y1], 1)
+
+
+def _group(spans: np.ndarray, keep: np.ndarray) -> list[list[int]]:
+    """Merge components whose (deslanted) x-extents overlap by MERGE_OVERLAP of the narrower one."""
+    order = [i for i in np.argsort(spans[:, 0], kind="stable") if keep[i]]
     groups: list[list[int]] = []
-    spans: list[list[int]] = []
+    extents: list[list[float]] = []
     for i in order:
-        x0, _, x1, _ = boxes[i]
-        for g, (a, b) in enumerate(spans):
+        x0, _, x1, _ = spans[i]
+        for g, (a, b) in enumerate(extents):
             overlap = min(b, x1) - max(a, x0)
             if overlap > 0 and overlap >= MERGE_OVERLAP * min(b - a, x1 - x0):
                 groups[g].append(i)
-                spans[g] = [min(a, x0), max(b, x1)]
+                extents[g] = [min(a, x0), max(b, x1)]
                 break
         else:
             groups.append([i])
-            spans.append([x0, x1])
+            extents.append([x0, x1])
     return groups
 
 
-def _split(cols: np.ndarray, height: int) -> list[tuple[int, int]]:
-    """Column ranges of the digits in a group too wide to be one: k pieces, each cut at the column of least
-    ink near where an even split would put it. `cols` is the group's ink per column."""
+def _cuts(cols: np.ndarray, k: int) -> list[tuple[int, int]]:
+    """Column ranges of k digits in a group: each cut at the column of least ink near where an even split
+    would put it. `cols` is the group's ink per column."""
     w = len(cols)
-    if w <= SPLIT_ASPECT * height:
-        return [(0, w)]
-    k = max(2, round(w / (DIGIT_ASPECT * height)))
     cuts = [0]
     for i in range(1, k):
         centre, half = round(i * w / k), max(1, round(0.3 * w / k))
         lo, hi = max(cuts[-1] + 1, centre - half), min(w - 1, centre + half)
         if lo >= hi:
             continue
-        window = cols[lo:hi].astype(np.float64)
         # Least ink, ties broken towards the expected position.
-        cost = window + 1e-3 * np.abs(np.arange(lo, hi) - centre)
+        cost = cols[lo:hi].astype(np.float64) + 1e-3 * np.abs(np.arange(lo, hi) - centre)
         cuts.append(lo + int(np.argmin(cost)))
     cuts.append(w)
     return [(a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True) if b - a > 1]
+
+
+def _digit_counts(w: int, h: int, aspect: float) -> list[int]:
+    """How many digits a w x h group may hold, the likeliest first (from the digits' typical aspect).
+    A wide 0 or a sprawling 2 is one digit, so 1 stays a candidate unless the group is very wide."""
+    if w <= SPLIT_ASPECT * h:
+        return [1]
+    k = max(1, round(w / (aspect * h)))
+    top = max(2, int(w / (0.3 * h)))  # no digit but a 1 is narrower than 0.3 of its height
+    ks = [k] + [j for j in (k + 1, k - 1) if 1 <= j <= top]
+    return ks + [1] if w <= 2 * h and 1 not in ks else ks
 
 
 @dataclass(frozen=True)
@@ -196,8 +217,11 @@ class Segment:
     image: np.ndarray
 
 
-def segment(source: ImageSource | np.ndarray, *, max_pixels: int = MAX_PIXELS) -> list[Segment]:
-    """Find the digits of a handwritten number, left to right. An empty list when the image is blank."""
+def _analyse(source: ImageSource | np.ndarray, max_pixels: int) -> list[list[list[Segment]]]:
+    """Per group of ink, left to right: the ways to cut it into digits, the likeliest first.
+
+    Handwriting slants, so extents, overlaps and cuts are measured along the writer's slant (x' = x - s*y):
+    an upright cut between two slanted digits would slice through both."""
     flat, scale = ink_image(source, max_pixels=max_pixels)
     mask = ink_mask(flat)
     if mask is None:
@@ -205,51 +229,88 @@ def segment(source: ImageSource | np.ndarray, *, max_pixels: int = MAX_PIXELS) -
     labels, n = label(mask)
     if n == 0:
         return []
-    boxes, area = _boxes(labels, n)
-    groups = _group(boxes, area >= MIN_AREA * area.max())
-    gboxes = np.array([[boxes[g, 0].min(), boxes[g, 1].min(), boxes[g, 2].max(), boxes[g, 3].max()]
+    ys, xs = np.nonzero(labels)
+    lab = labels[ys, xs] - 1
+    area = np.bincount(lab, minlength=n)
+    big = area >= MIN_AREA * area.max()
+    slope = _slant(ys, xs, lab, n)
+    xp = xs - slope * (ys - float(np.median(ys)))  # deslanted x of every ink pixel
+    spans = _spans(xp, ys, lab, n)
+    groups = _group(spans, big)
+    gspans = np.array([[spans[g, 0].min(), spans[g, 1].min(), spans[g, 2].max(), spans[g, 3].max()]
                        for g in groups])
-    heights = gboxes[:, 3] - gboxes[:, 1]
+    widths, heights = gspans[:, 2] - gspans[:, 0], gspans[:, 3] - gspans[:, 1]
     gareas = np.array([area[g].sum() for g in groups])
-    median_h = float(np.median(heights))
     # Dots, commas and dashes: short groups with little ink. A "1" is short on ink but tall; a "-" is wide.
-    small = (heights < MIN_HEIGHT * median_h) & (gareas < 0.25 * gareas.max())
+    small = (heights < MIN_HEIGHT * float(np.median(heights))) & (gareas < 0.25 * gareas.max())
+    # This writer's digit proportions, from the groups that are one digit (neither touching pairs nor 1s).
+    ratio = widths / np.maximum(heights, 1)
+    single = ~small & (ratio <= SPLIT_ASPECT) & (ratio >= 0.35)
+    aspect = float(np.clip(np.median(ratio[single]), 0.5, 0.9)) if single.any() else DIGIT_ASPECT
     r = max(1, round(stroke_width(mask) / 2))  # how far the anti-aliased fringe reaches past the mask
-    out: list[Segment] = []
-    for g, (x0, y0, x1, y1), is_small in zip(groups, gboxes, small, strict=True):
+    H, W = flat.shape  # noqa: N806
+
+    def crop(py: np.ndarray, px: np.ndarray) -> Segment:
+        """A piece's pixels -> its own ink (neighbours masked out) with its soft fringe and a margin."""
+        y0, y1, x0, x1 = py.min(), py.max() + 1, px.min(), px.max() + 1
+        ey0, ey1, ex0, ex1 = max(y0 - r, 0), min(y1 + r, H), max(x0 - r, 0), min(x1 + r, W)
+        mine = np.zeros((ey1 - ey0, ex1 - ex0), np.float32)
+        mine[py - ey0, px - ex0] = 1
+        near = _spread(mine, r) > 0
+        image = np.pad(flat[ey0:ey1, ex0:ex1] * near, max(4, (y1 - y0) // 4))
+        box = (x0 / scale, y0 / scale, (x1 - x0) / scale, (y1 - y0) / scale)
+        return Segment(tuple(int(round(v)) for v in box), image.astype(np.float32))
+
+    out = []
+    for g, (gx0, _, gx1, _), w, h, is_small in zip(groups, gspans, widths, heights, small, strict=True):
         if is_small:
             continue
-        own = np.isin(labels, np.asarray(g) + 1)
-        for a, b in _split(own[y0:y1, x0:x1].sum(0), int(y1 - y0)):
-            rows = np.nonzero(own[y0:y1, x0 + a : x0 + b].any(1))[0]
-            if len(rows) == 0:
-                continue
-            px0, px1, py0, py1 = x0 + a, x0 + b, y0 + rows[0], y0 + rows[-1] + 1
-            # The piece's own ink (neighbours masked out), with its soft fringe, plus a margin of paper.
-            ex0, ex1 = max(px0 - r, 0), min(px1 + r, flat.shape[1])
-            ey0, ey1 = max(py0 - r, 0), min(py1 + r, flat.shape[0])
-            mine = own[ey0:ey1, ex0:ex1].copy()
-            mine[:, : px0 - ex0] = False
-            mine[:, px1 - ex0 :] = False
-            near = _spread(mine.astype(np.float32), r) > 0
-            crop = flat[ey0:ey1, ex0:ex1] * near
-            image = np.pad(crop, max(4, (py1 - py0) // 4))
-            box = (px0 / scale, py0 / scale, (px1 - px0) / scale, (py1 - py0) / scale)
-            out.append(Segment(tuple(int(round(v)) for v in box), image.astype(np.float32)))
+        sel = np.isin(lab, g)
+        gy, gx, gxp = ys[sel], xs[sel], xp[sel] - gx0
+        cols = np.bincount(gxp.astype(np.int64), minlength=int(np.ceil(gx1 - gx0)))
+        ways = []
+        for k in _digit_counts(int(round(w)), int(h), aspect):
+            pieces = []
+            for a, b in _cuts(cols, k):
+                part = (gxp >= a) & (gxp < b)
+                if part.any():
+                    pieces.append(crop(gy[part], gx[part]))
+            ways.append(pieces)
+        out.append(ways)
     return out
+
+
+def segment(source: ImageSource | np.ndarray, *, max_pixels: int = MAX_PIXELS) -> list[Segment]:
+    """Find the digits of a handwritten number, left to right (an empty list when the image is blank).
+    Touching digits are cut by their proportions alone; `read_number` also asks the model."""
+    return [s for ways in _analyse(source, max_pixels) for s in ways[0]]
 
 
 def read_number(
     model: Any, source: ImageSource | np.ndarray, *, max_pixels: int = MAX_PIXELS
 ) -> NumberResult:
-    """Segment, then recognise every digit in one batch through `to_mnist` and the model's predictor."""
-    segments = segment(source, max_pixels=max_pixels)
-    crops = [to_mnist(s.image) for s in segments]
-    predictions = model.predict_mnist(crops) if crops else []
-    digits = [
-        DigitBox(p.digit, p.confidence, s.box, p.probabilities, p.input)
-        for s, p in zip(segments, predictions, strict=True)
-        if p.input is not None and p.digit is not None
-    ]
+    """Segment, then recognise every digit through `to_mnist` and the model, in one batch.
+
+    Where digits touch, each plausible count of digits is cut and recognised, and the cut whose digits the
+    model is surest of (geometric mean of confidences) wins: a wrong cut leaves half-digits the model
+    doubts. Pieces the model rejects (no digit: blank, not digit-like) are left out of the number."""
+    ways = _analyse(source, max_pixels)
+    flat = [s for w in ways for cut in w for s in cut]
+    crops = [to_mnist(s.image) for s in flat]
+    predictions = iter(model.predict_mnist(crops) if crops else [])
+    digits: list[DigitBox] = []
+    for group in ways:
+        best, best_score = [], -np.inf
+        for rank, cut in enumerate(group):
+            found = [(s, next(predictions)) for s in cut]
+            found = [
+                DigitBox(p.digit, p.confidence, s.box, p.probabilities, p.input)
+                for s, p in found if p.input is not None and p.digit is not None
+            ]
+            score = np.mean([np.log(max(d.confidence, 1e-9)) for d in found]) if found else -np.inf
+            score -= PRIOR_PENALTY * rank
+            if score > best_score:
+                best, best_score = found, score
+        digits.extend(best)
     confidence = float(np.prod([d.confidence for d in digits])) if digits else 0.0
     return NumberResult("".join(str(d.digit) for d in digits), digits, confidence)
