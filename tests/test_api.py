@@ -261,7 +261,13 @@ def test_model_health_and_readiness(client):
     bundled = load_model()
     assert info["name"] == bundled.name and info["version"] == bundled.version
     assert info["sha256"] == bundled.sha256 and info["test_accuracy"] == bundled.test_accuracy
-    assert "28" in info["input"] and set(info["formats"]) == {"PNG", "JPEG", "WebP", "BMP", "GIF"}
+    assert info["input"]["shape"][1:] == [1, 28, 28] and set(info["formats"]) == {
+        "PNG",
+        "JPEG",
+        "WebP",
+        "BMP",
+        "GIF",
+    }
     assert info["limits"] == {"max_body_bytes": 2 * 2**20, "max_image_pixels": 4096 * 4096, "max_batch": 256}
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")

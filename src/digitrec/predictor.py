@@ -27,6 +27,14 @@ hands the model to worker processes)."""
 MODEL_FILE = "model.onnx"
 CARD_FILE = "model_card.json"
 INPUT_CONTRACT = "float32 (N, 1, 28, 28), values in [0, 1], white ink on black (MNIST polarity)"
+DEFAULT_INPUT_SPEC: dict[str, Any] = {
+    "dtype": "float32",
+    "shape": ["N", 1, 28, 28],
+    "range": [0.0, 1.0],
+    "polarity": "white ink on black (MNIST)",
+    "normalisation": "inside the graph",
+    "output": {"shape": ["N", 10], "meaning": "logits"},
+}
 
 # Chunk large inputs so that a million images never need one giant tensor.
 _CHUNK = 1024
@@ -169,6 +177,14 @@ class Predictor:
     @property
     def version(self) -> str:
         return str(self.card.get("version", "unknown"))
+
+    @property
+    def input_spec(self) -> dict[str, Any]:
+        """The input contract as the model card states it (or the digitrec default)."""
+        spec = self.card.get("input")
+        return (
+            spec if isinstance(spec, dict) else {**DEFAULT_INPUT_SPEC, "description": spec or INPUT_CONTRACT}
+        )
 
     @property
     def test_accuracy(self) -> float | None:

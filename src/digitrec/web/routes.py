@@ -27,7 +27,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from digitrec.errors import DigitrecError
-from digitrec.predictor import INPUT_CONTRACT, Prediction, Predictor
+from digitrec.predictor import Prediction, Predictor
 from digitrec.web.app import STATIC_DIR, Settings
 from digitrec.web.schemas import (
     BatchOut,
@@ -359,7 +359,7 @@ def model_info(request: Request) -> ModelOut:
         version=predictor.version,
         sha256=predictor.sha256,
         test_accuracy=predictor.test_accuracy,
-        input=str(predictor.card.get("input") or INPUT_CONTRACT),
+        input=predictor.input_spec,
         formats=sorted(set(FORMATS.values())),
         limits=LimitsOut(
             max_body_bytes=settings.max_body_bytes,

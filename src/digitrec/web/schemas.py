@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -82,7 +83,7 @@ class ModelOut(BaseModel):
     version: str
     sha256: str
     test_accuracy: float | None
-    input: str = Field(description="the model's input contract")
+    input: dict[str, Any] = Field(description="the model's input contract (dtype, shape, range, polarity)")
     formats: list[str] = Field(description="image formats the API accepts")
     limits: LimitsOut
 
