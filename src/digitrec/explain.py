@@ -2,9 +2,10 @@
 
 Occlusion (Zeiler & Fergus 2014) blanks a small square patch at every position and measures how much the
 predicted digit's probability drops. It needs only forward passes, so it runs on the exported model at
-serve time; all the occluded copies go through the model in one batch (576 images of 28x28 for a 5x5 patch
-at stride 1: a few milliseconds). Blanking means setting to 0 (MNIST's background), so the saliency says
-which *ink* mattered; where missing ink mattered (the gap that makes a 4 not a 9) shows only indirectly.
+serve time; all the occluded copies go through the model in one batch (145 images of 28x28 for a 6x6 patch
+at stride 2: a few milliseconds for a small CNN, ~80 ms for the reference one on one core). Blanking means
+setting to 0 (MNIST's background), so the saliency says which *ink* mattered; where missing ink mattered
+(the gap that makes a 4 not a 9) shows only indirectly.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-PATCH = 5
-STRIDE = 1
+PATCH = 6
+STRIDE = 2
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,8 @@ def explain(model: Any, source: Any) -> Explanation:
 
 
 def _colormap(v: np.ndarray) -> np.ndarray:
-    """Values in [0, 1] -> RGB uint8 on a black-red-yellow-white ramp (readable, no matplotlib)."""
-    stops = np.array([[0, 0, 0], [180, 20, 30], [255, 160, 0], [255, 255, 220]], np.float64)
+    """Values in [0, 1] -> RGB uint8 on a dark-red to yellow ramp (warm over grey ink; no matplotlib)."""
+    stops = np.array([[90, 0, 20], [200, 30, 30], [255, 140, 0], [255, 230, 40]], np.float64)
     pos = np.clip(v, 0, 1) * (len(stops) - 1)
     i = np.minimum(pos.astype(int), len(stops) - 2)
     f = (pos - i)[..., None]
