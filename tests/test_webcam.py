@@ -8,10 +8,10 @@ import json
 
 import numpy as np
 import pytest
-from handwritten_numbers import draw_number, on_paper
 
 from digitrec import load_model
 from digitrec.errors import DigitrecError
+from handwritten_numbers import draw_number, on_paper
 
 cv2 = pytest.importorskip("cv2")
 
@@ -51,7 +51,7 @@ def test_json_lines_one_per_frame_with_the_number(model, video):
         assert set(r) >= {"frame", "ms", "number", "digits", "confidence"}
         for d in r["digits"]:
             x, y, w, h = d["box"]
-            assert 0 < x and 0 < y and x + w < 320 and y + h < 240 and len(d["probabilities"]) == 10
+            assert x > 0 and y > 0 and x + w < 320 and y + h < 240 and len(d["probabilities"]) == 10
 
 
 def test_text_mode_prints_only_changes(model, video):
