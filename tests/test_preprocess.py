@@ -165,6 +165,14 @@ def test_jpeg_artefacts_and_uneven_light_do_not_move_the_crop(seven, ref):
     assert abs(np.subtract(bbox(x), bbox(ref))).max() <= 1 and close(x, ref, 0.1)
 
 
+def test_dark_corners_of_a_photo_are_not_ink(seven, ref):
+    a = np.asarray(seven, np.float32)
+    yy, xx = np.mgrid[-1:1:200j, -1:1:200j]
+    vignette = np.clip(1 - 0.45 * (xx**2 + yy**2), 0, 1)  # corners at 10% of the centre's light
+    x = to_mnist(np.uint8(a * vignette))
+    assert abs(np.subtract(bbox(x), bbox(ref))).max() <= 1 and close(x, ref, 0.1)
+
+
 @pytest.mark.parametrize(
     "image",
     [

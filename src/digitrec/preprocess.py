@@ -154,15 +154,28 @@ def _ink_up(g: np.ndarray) -> np.ndarray:
 
 
 def _flatten(x: np.ndarray, n: int = 8) -> np.ndarray:
-    """Subtract a smooth background (uneven light, shadows): a low percentile in each of n x n blocks,
-    then the minimum over neighbouring blocks so a thick stroke never passes for background."""
+    """Subtract the paper's shading (light gradient, vignette, shadow): a quadratic surface fitted to
+    the 20th percentile of each of n x n blocks. Blocks that a thick stroke fills stand out above the
+    surface and are dropped from the fit, so ink never passes for background."""
     h, w = x.shape
-    bh, bw = -(-h // n), -(-w // n)
+    bh, bw, side = -(-h // n), -(-w // n), max(h, w)
     xp = np.pad(x, ((0, n * bh - h), (0, n * bw - w)), mode="edge")
-    low = np.percentile(xp.reshape(n, bh, n, bw).transpose(0, 2, 1, 3).reshape(n, n, -1), 20, axis=2)
-    lp = np.pad(low, 1, mode="edge")
-    low = np.min([lp[i : i + n, j : j + n] for i in range(3) for j in range(3)], axis=0)
-    return np.clip(x - _resize(low, (w, h), Image.Resampling.BILINEAR), 0, None)
+    low = np.percentile(xp.reshape(n, bh, n, bw).transpose(0, 2, 1, 3).reshape(n * n, -1), 20, axis=1)
+
+    def basis(y: np.ndarray, x: np.ndarray) -> list[np.ndarray]:  # coordinates in -1..1 of the long side
+        return [np.ones_like(x * y), x, y, x * x, x * y, y * y]
+
+    c = np.arange(n) + 0.5
+    v, u = np.meshgrid(c * bh * 2 / side - 1, c * bw * 2 / side - 1, indexing="ij")
+    a = np.stack([b.ravel() for b in basis(v, u)], axis=1)
+    keep = np.ones(n * n, bool)
+    for _ in range(3):
+        coef = np.linalg.lstsq(a[keep], low[keep], rcond=None)[0]
+        r = low - a @ coef
+        keep = r < 3 * (1.4826 * np.median(np.abs(r[keep])) + 2)
+    yy = ((np.arange(h) + 0.5) * 2 / side - 1)[:, None]
+    xx = ((np.arange(w) + 0.5) * 2 / side - 1)[None, :]
+    return np.clip(x - sum(k * b for k, b in zip(coef, basis(yy, xx), strict=True)), 0, None)
 
 
 def _blur3(x: np.ndarray) -> np.ndarray:

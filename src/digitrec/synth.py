@@ -219,21 +219,23 @@ def _densify(pts: np.ndarray, step: float = 0.03) -> np.ndarray:
 def _sample(digit: int, rng: np.random.Generator, size: int) -> tuple[list[np.ndarray], float]:
     """Random geometry for one digit: strokes in pixels of a size x size canvas, and a pen width."""
     variants = TEMPLATES[digit]
-    strokes = [_stroke_points(s, rng, 0.025) for s in variants[rng.integers(len(variants))]]
+    strokes = [_stroke_points(s, rng, 0.04) for s in variants[rng.integers(len(variants))]]
     pts = np.vstack(strokes)
     lo, hi = pts.min(0), pts.max(0)
     height = rng.uniform(0.18, 0.9) * size
     aspect = rng.uniform(0.45, 0.85) * (0.35 if digit == 1 else 1.0)  # width / height of the digit's box
-    shear, angle = rng.uniform(-0.15, 0.4), math.radians(rng.normal(0, 7))  # most people slant right
+    shear, angle = rng.uniform(-0.15, 0.4), math.radians(rng.normal(0, 10))  # most people slant right
     c, s = math.cos(angle), math.sin(angle)
     scale = np.array([aspect * height / max(hi[0] - lo[0], 0.1), height / (hi[1] - lo[1])])
     transform = np.array([[c, -s], [s, c]]) @ np.array([[1, -shear], [0, 1]]) @ np.diag(scale)
     strokes = [(p - (lo + hi) / 2) @ transform.T for p in strokes]
     pen = min(
-        rng.choice([rng.uniform(1.5, 6), rng.uniform(6, 16), rng.uniform(16, 34)]) * size / 280, height / 4
+        rng.choice([rng.uniform(1.5, 6), rng.uniform(6, 16), rng.uniform(16, 44)]) * size / 280, height / 3.5
     )
     pts = np.vstack(strokes)
-    lo, hi = pts.min(0) - pen, pts.max(0) + pen
+    k = min(1.0, size / (pts.max(0) - pts.min(0) + 2 * pen).max())  # slant and rotation can overflow
+    strokes, pen = [p * k for p in strokes], pen * k
+    lo, hi = pts.min(0) * k - pen, pts.max(0) * k + pen
     room = np.maximum(size - (hi - lo), 0)
     offset = -lo + rng.uniform(0, 1, 2) * room  # anywhere on the canvas, off-centre included
     return [p + offset for p in strokes], float(pen)
