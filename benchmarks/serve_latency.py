@@ -93,6 +93,23 @@ def main() -> None:
     for name, ts in times.items():
         med, p90 = statistics.median(ts), float(np.percentile(ts, 90))
         print(f"| {name:<48} | {med:9.2f} | {p90:6.2f} | {med / base:9.2f} |")
+    # Where a predict request's time goes, measured in this process (no HTTP).
+    from digitrec import load_model
+    from digitrec.preprocess import to_mnist
+
+    predictor = load_model(args.model)
+    x = to_mnist(png)
+    for name, fn in (
+        ("  of which preprocess.to_mnist (in-process)", lambda: to_mnist(png)),
+        ("  of which ONNX Runtime inference (in-process)", lambda: predictor.predict_mnist([x])),
+    ):
+        ts = []
+        for _ in range(args.n):
+            t = time.perf_counter()
+            fn()
+            ts.append((time.perf_counter() - t) * 1000)
+        med, p90 = statistics.median(ts), float(np.percentile(ts, 90))
+        print(f"| {name:<48} | {med:9.2f} | {p90:6.2f} | {med / base:9.2f} |")
     pred = statistics.median(times["POST /api/predict (multipart PNG)"])
     ok = pred <= 3 * base and pred <= 10
     print(
