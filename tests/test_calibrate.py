@@ -127,3 +127,23 @@ def test_calibrating_a_real_model_on_the_validation_split(mnist_cache):
     rng = np.random.default_rng(5)
     noise = rng.random((100, 28, 28)).astype(np.float32)
     assert np.mean([r is not None for r in rules.reasons(noise, onnx_logits(onnx, noise))]) >= 0.9
+
+
+@pytest.mark.slow
+def test_write_calibration_keeps_the_cards_sha256_valid(mnist_cache, tmp_path):
+    import json
+    import shutil
+
+    from digitrec.calibrate import write_calibration
+    from digitrec.predictor import file_sha256, load_model, resolve_model_path
+
+    src = resolve_model_path(None)
+    shutil.copy(src, tmp_path / "model.onnx")
+    if (src.parent / "model_card.json").is_file():
+        shutil.copy(src.parent / "model_card.json", tmp_path / "model_card.json")
+    before = file_sha256(tmp_path / "model.onnx")
+    card_path, cal = write_calibration(tmp_path, synthetic=0)
+    card = json.loads(card_path.read_text())
+    assert card["onnx_sha256"] == before == file_sha256(tmp_path / "model.onnx")
+    assert card["calibration"]["temperature"] == cal["temperature"] > 0
+    load_model(tmp_path)  # the card still matches its model

@@ -230,3 +230,25 @@ def calibrate_model(onnx_path: str | Path, *, data_dir: Path | None = None, synt
     return {**rules.to_card(), **stats, "bins": ECE_BINS, "reject_fraction": REJECT_FRACTION,
             "feature_quantile": FEATURE_QUANTILE, "fitted_on": f"MNIST validation split ({len(val)} images)"
             + (f" + {synthetic} synthetic handwritten digits" if synthetic else "")}
+
+
+def write_calibration(
+    model: str | Path, *, data_dir: Path | None = None, synthetic: int = 500
+) -> tuple[Path, dict]:
+    """Calibrate a run folder or .onnx file and store the result under "calibration" in the model card beside
+    it (created if missing). The ONNX file is untouched, so the card's sha256 of it stays valid."""
+    import json
+
+    from digitrec.predictor import CARD_FILE, file_sha256, resolve_model_path
+
+    onnx = resolve_model_path(model)
+    card_path = onnx.parent / CARD_FILE
+    card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
+    if not isinstance(card, dict):
+        card = {}
+    card.setdefault("onnx_sha256", file_sha256(onnx))
+    card["calibration"] = calibrate_model(onnx, data_dir=data_dir, synthetic=synthetic)
+    tmp = card_path.with_name(card_path.name + ".tmp")
+    tmp.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(card_path)
+    return card_path, card["calibration"]
