@@ -51,9 +51,15 @@ def data(
     """Fetch MNIST, verify it against the canonical md5s, and cache it."""
     from digitrec import data as mnist
 
-    with console.status("fetching MNIST") as status:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    # The work is a handful of stages of unknown length (a download, a conversion): a pulsing bar that names
+    # the current stage says more than a percentage would.
+    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console,
+                  transient=True) as bar:
+        task = bar.add_task("MNIST", total=None)
         try:
-            folder = mnist.ensure_mnist(data_dir, progress=lambda m: status.update(m))
+            folder = mnist.ensure_mnist(data_dir, progress=lambda m: bar.update(task, description=m))
         except DigitrecError as exc:
             fail(str(exc))
     console.print(f"MNIST verified (canonical md5s) and cached in {folder}")
