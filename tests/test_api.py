@@ -336,3 +336,12 @@ def test_limits_are_configurable(drawings):
         assert r.status_code == 413 and "19.5 KiB" in r.json()["detail"]
         r = c.post("/api/predict/batch", json={"images": [{"pixels": [[0.0] * 28] * 28}] * 3})
         assert r.status_code == 413 and "at most 2" in r.json()["detail"]
+
+
+def test_openapi_docs_work_offline_from_local_assets(client):
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assert "/docs-assets/swagger-ui-bundle.js" in page.text and "cdn" not in page.text.lower()
+    for asset in ("/docs-assets/swagger-ui-bundle.js", "/docs-assets/swagger-ui.css"):
+        assert client.get(asset).status_code == 200
+    assert "/api/predict" in client.get("/openapi.json").json()["paths"]

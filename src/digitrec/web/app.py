@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -139,6 +139,8 @@ def create_app(model_path: str | os.PathLike[str] | None = None, settings: Setti
         summary="Handwritten-digit recognition: draw a digit or send an image.",
         version=_package_version(),
         lifespan=lifespan,
+        docs_url=None,  # served below from local Swagger UI files: FastAPI's default loads them from a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.predictor = None
@@ -147,7 +149,24 @@ def create_app(model_path: str | os.PathLike[str] | None = None, settings: Setti
     app.include_router(api_router)
     app.include_router(page_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    _install_offline_docs(app)
     return app
+
+
+def _install_offline_docs(app: FastAPI) -> None:
+    """OpenAPI docs at /docs that work offline: Swagger UI's files come from the swagger-ui-bundle wheel."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json", title="digitrec API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js", swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
 
 
 def _package_version() -> str:
