@@ -49,7 +49,7 @@ def test_submit_writes_kaggle_format_with_ids_from_one(tiny_onnx, tmp_path):
     assert proc.returncode == 0, proc.stderr
     lines = out.read_text().splitlines()
     assert lines[0] == "ImageId,Label" and len(lines) == 6
-    ids, labels = zip(*(line.split(",") for line in lines[1:]))
+    ids, labels = zip(*(line.split(",") for line in lines[1:]), strict=True)
     assert ids == ("1", "2", "3", "4", "5") and all(0 <= int(v) <= 9 for v in labels)
 
 

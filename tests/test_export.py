@@ -51,7 +51,7 @@ def test_export_to_a_chosen_file(run_folder, tmp_path):
 def test_weights_round_trip_through_safetensors(run_folder):
     run, model = run_folder
     again = load_run_model(run)
-    for (k, a), (_, b) in zip(model.state_dict().items(), again.state_dict().items()):
+    for (k, a), (_, b) in zip(model.state_dict().items(), again.state_dict().items(), strict=True):
         assert torch.equal(a, b), k
 
 

@@ -89,7 +89,8 @@ def test_torchrun_with_two_cpu_processes_trains_and_writes_one_run_folder(mnist_
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1", f"--master_port={port}",
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+         f"--master_port={port}",
          "-m", "digitrec", "train", *TINY, "--epochs", "2", "--device", "cpu", "--out", str(run)],
         capture_output=True, text=True, env=env, timeout=600,
     )

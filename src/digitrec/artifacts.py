@@ -6,6 +6,7 @@ model is, how it was made (the exact command), how good it is, and pins the ONNX
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import platform
@@ -27,10 +28,8 @@ INPUT_CONTRACT = {
 def library_versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for pkg in ("digitrec", "torch", "numpy", "onnx", "onnxruntime"):
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            pass
     return out
 
 

@@ -38,7 +38,7 @@ def main() -> None:
         sys.exit(1)
 
 
-OptPath = Optional[Path]
+OptPath = Optional[Path]  # noqa: UP045 - Typer reads Optional[...] on every Python we support
 
 
 # ---------------------------------------------------------------- training half
@@ -49,9 +49,9 @@ def data(
     data_dir: OptPath = typer.Option(None, "--data-dir", help="Folder with the four MNIST files (raw or .gz)."),
 ) -> None:
     """Fetch MNIST, verify it against the canonical md5s, and cache it."""
-    from digitrec import data as mnist
-
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from digitrec import data as mnist
 
     # The work is a handful of stages of unknown length (a download, a conversion): a pulsing bar that names
     # the current stage says more than a percentage would.
@@ -129,7 +129,8 @@ def train(
         fail(str(exc))
     if card is not None and not quiet:
         console.print(f"test accuracy {card['test_accuracy'] * 100:.2f}% ({card['test_errors']} errors), "
-                      f"{card['training_seconds']:.0f}s of training; run folder: {out}", highlight=False, soft_wrap=True)
+                      f"{card['training_seconds']:.0f}s of training; run folder: {out}",
+                      highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -255,3 +256,26 @@ def serve(
         run_server(host=host, port=port, model=model, workers=workers)
     except DigitrecError as exc:
         fail(str(exc))
+
+
+# ---------------------------------------------------------------- numbers, calibration, explanations, webcam
+
+
+@app.command()
+def calibrate(
+    model: Path = typer.Argument(..., help="A run folder or an .onnx file (its model card is updated)."),
+    synthetic: int = typer.Option(500, min=0, help="Synthetic handwritten digits added to the fit."),
+    data_dir: OptPath = typer.Option(None, "--data-dir", help="Folder with the four MNIST files."),
+) -> None:
+    """Fit temperature scaling and the "no digit" rules on the validation split; store them in the model card."""
+    from digitrec.artifacts import command_line
+    from digitrec.calibrate import write_calibration
+
+    try:
+        card_path, cal = write_calibration(model, data_dir=data_dir, synthetic=synthetic, command=command_line())
+    except DigitrecError as exc:
+        fail(str(exc))
+    console.print(
+        f"T = {cal['temperature']:.3f}, reject below {cal['reject_below']:.3f}; ECE (validation) "
+        f"{cal['ece_before'] * 100:.2f}% -> {cal['ece_after'] * 100:.2f}%; {cal['val_rejected'] * 100:.2f}% of "
+        f"validation digits refused; wrote {card_path}", highlight=False, soft_wrap=True)

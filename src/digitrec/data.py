@@ -300,7 +300,7 @@ def stratified_split(labels: np.ndarray, val_size: int = VAL_SIZE, seed: int = S
     quota = np.floor(exact).astype(int)
     quota[np.argsort(exact - quota)[::-1][: val_size - quota.sum()]] += 1
     val = []
-    for cls, q in zip(classes, quota):
+    for cls, q in zip(classes, quota, strict=True):
         members = np.flatnonzero(labels == cls)
         val.append(rng.choice(members, size=q, replace=False))
     val_idx = np.sort(np.concatenate(val))
