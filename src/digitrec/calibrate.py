@@ -233,10 +233,11 @@ def calibrate_model(onnx_path: str | Path, *, data_dir: Path | None = None, synt
 
 
 def write_calibration(
-    model: str | Path, *, data_dir: Path | None = None, synthetic: int = 500
+    model: str | Path, *, data_dir: Path | None = None, synthetic: int = 500, command: str | None = None
 ) -> tuple[Path, dict]:
     """Calibrate a run folder or .onnx file and store the result under "calibration" in the model card beside
-    it (created if missing). The ONNX file is untouched, so the card's sha256 of it stays valid."""
+    it (created if missing). The ONNX file is untouched, so the card's sha256 of it stays valid. `command`
+    (the command line that asked for it) is recorded, so the card says how its calibration was made."""
     import json
 
     from digitrec.predictor import CARD_FILE, file_sha256, resolve_model_path
@@ -248,6 +249,8 @@ def write_calibration(
         card = {}
     card.setdefault("onnx_sha256", file_sha256(onnx))
     card["calibration"] = calibrate_model(onnx, data_dir=data_dir, synthetic=synthetic)
+    if command:
+        card["calibration"]["command"] = command
     tmp = card_path.with_name(card_path.name + ".tmp")
     tmp.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     tmp.replace(card_path)

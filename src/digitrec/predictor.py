@@ -3,6 +3,10 @@
 No torch here, ever: `pip install digitrec[serve]` must be enough. The model contract (see export.py):
 input float32 (N, 1, 28, 28) in [0, 1], white ink on black, normalisation inside the graph; output (N, 10)
 logits; dynamic batch axis. A `model_card.json` beside the ONNX file, when present, is checked against it.
+
+When the card holds a "calibration" entry (`digitrec calibrate`, see calibrate.py), its temperature divides
+the logits before the softmax, so every probability this module returns is calibrated, and its rules turn an
+answer into "no digit" (`Prediction.reason`) when the input is not digit-like or the confidence too low.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from digitrec.calibrate import Rules
 from digitrec.errors import DigitrecError
 from digitrec.paths import BUNDLED_DIR
 
@@ -42,23 +47,28 @@ _CHUNK = 1024
 
 @dataclass(frozen=True)
 class Prediction:
-    """One answer. `digit` is None for a blank image: we report "no digit" rather than guess.
+    """One answer. `digit` is None when we report "no digit" rather than guess; `reason` says why:
+    "blank", "not_digit_like" or "low_confidence" (None when there is a digit).
 
     For a blank image `confidence` is 0.0 and `probabilities` are ten zeros (not a uniform guess: the model
-    was never asked), and `input` is None. Otherwise `input` is the (28, 28) float32 image the model saw.
+    was never asked), and `input` is None. Otherwise `input` is the (28, 28) float32 image the model saw, and
+    for a rejected one `probabilities` and `confidence` (the top probability) say what the model would have
+    answered, so a client can show why it was refused.
     """
 
     digit: int | None
     confidence: float
     probabilities: tuple[float, ...]
     input: np.ndarray | None = field(default=None, repr=False, compare=False)
+    reason: str | None = None
 
     @property
     def is_blank(self) -> bool:
-        return self.digit is None
+        """Nothing drawn (not the same as a refused drawing: see `reason`)."""
+        return self.reason == "blank"
 
 
-BLANK = Prediction(digit=None, confidence=0.0, probabilities=(0.0,) * 10, input=None)
+BLANK = Prediction(digit=None, confidence=0.0, probabilities=(0.0,) * 10, input=None, reason="blank")
 
 
 def file_sha256(path: Path) -> str:
@@ -145,6 +155,8 @@ class Predictor:
             raise DigitrecError(f"model file {onnx_path} is empty; re-export the model.")
         self.sha256 = hashlib.sha256(blob).hexdigest()
         self.card: dict[str, Any] = _load_card(onnx_path, self.sha256) if verify else {}
+        # None without a calibrated card: raw softmax, and only blank images are "no digit".
+        self.rules: Rules | None = Rules.from_card(self.card) if self.card.get("calibration") else None
         try:
             # From bytes, so the file we hashed is exactly the file we run.
             self._session = ort.InferenceSession(
@@ -195,19 +207,30 @@ class Predictor:
         return f"Predictor(name={self.name!r}, version={self.version!r}, sha256={self.sha256[:12]!r})"
 
     # -- arrays (already MNIST-formatted) ---------------------------------------------------------------
-    def _run(self, x: np.ndarray) -> np.ndarray:
-        """x: float32 (N, 1, 28, 28) in [0, 1] -> (N, 10) float32 softmax probabilities."""
-        logits = self._session.run([self._output_name], {self._input_name: x})[0].astype(np.float32)
+    def _logits(self, x: np.ndarray) -> np.ndarray:
+        """x: float32 (N, 1, 28, 28) in [0, 1] -> (N, 10) float32 raw logits (the rules need them)."""
+        return self._session.run([self._output_name], {self._input_name: x})[0].astype(np.float32)
+
+    def _softmax(self, logits: np.ndarray) -> np.ndarray:
+        """(N, 10) raw logits -> calibrated probabilities (logits / T, T = 1 without calibration)."""
+        logits = logits.copy()
+        if self.rules is not None and self.rules.temperature != 1.0:
+            logits /= np.float32(self.rules.temperature)
         logits -= logits.max(axis=1, keepdims=True)  # stable softmax
         np.exp(logits, out=logits)
         logits /= logits.sum(axis=1, keepdims=True)
         return logits
 
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        """x: float32 (N, 1, 28, 28) in [0, 1] -> (N, 10) float32 calibrated softmax probabilities."""
+        return self._softmax(self._logits(x))
+
     def predict_proba(self, images: Any) -> np.ndarray:
         """(N,28,28), (N,28,28,1), (N,1,28,28) or one (28,28); uint8 0..255 or float 0..1 -> (N, 10) float32.
 
         Arrays are taken as already MNIST-formatted (white on black, centred); use `predict_image` for
-        photos and drawings.
+        photos and drawings. The probabilities are calibrated (temperature from the model card, if any); the
+        "no digit" rules are not applied here: every row is answered.
         """
         x = as_model_input(images)
         if len(x) == 0:
@@ -230,21 +253,27 @@ class Predictor:
         return self.predict_mnist([to_mnist(s) for s in sources])
 
     def predict_mnist(self, images: Sequence[np.ndarray | None]) -> list[Prediction]:
-        """(28, 28) float images in [0, 1] already in MNIST form (None = blank) -> one Prediction each."""
+        """(28, 28) float images in [0, 1] already in MNIST form (None = blank) -> one Prediction each.
+
+        With a calibrated card, an image the rules refuse gets digit None and its reason."""
         kept = [i for i, im in enumerate(images) if im is not None]
         out: list[Prediction] = [BLANK] * len(images)
         if not kept:
             return out
         batch = np.stack([as_model_input(images[i])[0, 0] for i in kept])
-        probs = self.predict_proba(batch)
+        x = batch[:, None]
+        logits = np.concatenate([self._logits(x[i : i + _CHUNK]) for i in range(0, len(x), _CHUNK)])
+        probs = self._softmax(logits)
+        reasons = self.rules.reasons(batch, logits) if self.rules is not None else [None] * len(kept)
         for row, i in enumerate(kept):
             p = probs[row]
-            digit = int(p.argmax())
+            top = int(p.argmax())
             out[i] = Prediction(
-                digit=digit,
-                confidence=float(p[digit]),
+                digit=top if reasons[row] is None else None,
+                confidence=float(p[top]),
                 probabilities=tuple(float(v) for v in p),
                 input=batch[row],
+                reason=reasons[row],
             )
         return out
 
