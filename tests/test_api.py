@@ -55,11 +55,15 @@ def b64(data: bytes) -> str:
 
 
 def check_answer(body: dict) -> None:
-    assert set(body) == {"id", "digit", "confidence", "probabilities", "model", "input"}
+    assert set(body) == {"id", "digit", "confidence", "probabilities", "model", "input", "reason"}
     assert re.fullmatch(r"[0-9a-f]{32}", body["id"])
     assert len(body["probabilities"]) == 10
-    if body["digit"] is None:
+    assert (body["reason"] is None) == (body["digit"] is not None)
+    if body["reason"] == "blank":
         assert body["confidence"] == 0 and body["input"] is None
+        return
+    if body["digit"] is None:  # refused by the calibration rules: what the model saw is still shown
+        assert body["reason"] in ("not_digit_like", "low_confidence") and body["input"] is not None
         return
     assert abs(sum(body["probabilities"]) - 1) < 1e-4
     assert body["confidence"] == max(body["probabilities"]) == body["probabilities"][body["digit"]]
@@ -126,6 +130,7 @@ def test_blank_images_and_blank_pixels_are_no_digit(client):
         assert r.status_code == 200, r.text
         check_answer(r.json())
         assert r.json()["digit"] is None and r.json()["probabilities"] == [0.0] * 10
+        assert r.json()["reason"] == "blank"
 
 
 def test_batch_answers_in_order_for_multipart_and_json(client, drawings):

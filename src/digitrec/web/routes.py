@@ -52,6 +52,7 @@ def _answer(p: Prediction, model: str) -> PredictionOut:
         probabilities=[round(v, 6) for v in p.probabilities],
         model=model,
         input=None if p.input is None else np.round(p.input, 3).tolist(),
+        reason=p.reason,
     )
 
 

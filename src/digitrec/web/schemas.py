@@ -59,12 +59,20 @@ class BatchIn(BaseModel):
 
 class PredictionOut(BaseModel):
     id: str = Field(description="uuid4 hex identifying this prediction (feedback refers to it)")
-    digit: int | None = Field(description="0-9, or null when the image is blank: we never guess")
-    confidence: float = Field(description="probability of `digit` (0 when blank)")
-    probabilities: list[float] = Field(description="10 softmax probabilities, index = digit (zeros if blank)")
+    digit: int | None = Field(description="0-9, or null when there is no digit (see `reason`): we never guess")
+    confidence: float = Field(
+        description="calibrated probability of `digit` (0 when blank; when refused, of the top digit)"
+    )
+    probabilities: list[float] = Field(
+        description="10 calibrated softmax probabilities, index = digit (zeros if blank)"
+    )
     model: str = Field(description="name and version of the model that answered")
     input: list[list[float]] | None = Field(
         description="the 28×28 image the model saw, white on black in [0, 1]; null when blank"
+    )
+    reason: str | None = Field(
+        default=None,
+        description='why `digit` is null: "blank", "not_digit_like" or "low_confidence" (null with a digit)',
     )
 
 
