@@ -148,6 +148,7 @@ def create_app(model_path: str | os.PathLike[str] | None = None, settings: Setti
     _install_error_handlers(app)
     app.include_router(api_router)
     app.include_router(page_router)
+    app.include_router(_insight_router())
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _install_offline_docs(app)
     return app
@@ -167,6 +168,13 @@ def _install_offline_docs(app: FastAPI) -> None:
             swagger_js_url="/docs-assets/swagger-ui-bundle.js", swagger_css_url="/docs-assets/swagger-ui.css",
             swagger_favicon_url="/docs-assets/favicon-32x32.png",
         )
+
+
+def _insight_router():
+    """Numbers and explanations (web/insight.py), imported here as the other routers are: lazily."""
+    from digitrec.web.insight import insight_router
+
+    return insight_router
 
 
 def _package_version() -> str:

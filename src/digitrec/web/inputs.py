@@ -13,8 +13,9 @@ import io
 import json
 import logging
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from fastapi import Request
@@ -37,6 +38,7 @@ FORMATS_TEXT = "PNG, JPEG, WebP, BMP or GIF"
 # fewer than this many clearly-inked pixels is blank, reported as no digit rather than guessed.
 MIN_INK_PIXELS = 4
 INK_LEVEL = 0.25
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -196,6 +198,30 @@ def to_model_input(item: Item, settings: Settings) -> np.ndarray | None:
     """One item -> the (28, 28) MNIST-form image the model will see, or None when blank."""
     if item.pixels is not None:
         return None if int((item.pixels > INK_LEVEL).sum()) < MIN_INK_PIXELS else item.pixels
+    from digitrec.preprocess import to_mnist
+
+    return decode(item, settings, to_mnist)
+
+
+def decode(item: Item, settings: Settings, read: Callable[..., T]) -> T:
+    """Check an encoded item's header, then `read(data, max_pixels=...)` it (to_mnist, read_number, ...),
+    turning any decoder failure into a 400."""
+    data = check_image(item, settings)
+    try:
+        return read(data, max_pixels=settings.max_image_pixels)
+    except DigitrecError as exc:
+        raise HTTPException(400, f"{item.where}: {exc}") from exc
+    except Exception as exc:
+        # Untrusted bytes reach Pillow's decoders, which can fail in surprising ways on crafted files; the
+        # client gets a 4xx and we keep the traceback in the log.
+        log.warning("could not decode %s", item.where, exc_info=True)
+        detail = f"{item.where} could not be decoded as an image ({type(exc).__name__})."
+        raise HTTPException(400, detail) from exc
+
+
+def check_image(item: Item, settings: Settings) -> bytes:
+    """An encoded item's bytes, once its header says it is an accepted format within the pixel limit (no
+    pixel decoded yet). Every route that decodes an upload goes through here first."""
     data = item.data or b""
     if not data:
         raise HTTPException(400, f"{item.where} is empty; send a {FORMATS_TEXT} image.")
@@ -218,15 +244,4 @@ def to_model_input(item: Item, settings: Settings) -> np.ndarray | None:
             f"{item.where} is {width}×{height} pixels, over the limit of {settings.max_image_pixels:,} "
             "pixels; send a smaller image.",
         )
-    from digitrec.preprocess import to_mnist
-
-    try:
-        return to_mnist(data, max_pixels=settings.max_image_pixels)
-    except DigitrecError as exc:
-        raise HTTPException(400, f"{item.where}: {exc}") from exc
-    except Exception as exc:
-        # Untrusted bytes reach Pillow's decoders, which can fail in surprising ways on crafted files; the
-        # client gets a 4xx and we keep the traceback in the log.
-        log.warning("could not decode %s", item.where, exc_info=True)
-        detail = f"{item.where} could not be decoded as an image ({type(exc).__name__})."
-        raise HTTPException(400, detail) from exc
+    return data

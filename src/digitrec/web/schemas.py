@@ -107,3 +107,31 @@ class ReadyOut(BaseModel):
 
 class ErrorOut(BaseModel):
     detail: str
+
+
+# -- numbers and explanations (web/insight.py) ----------------------------------------------------------
+
+
+class NumberDigitOut(BaseModel):
+    digit: int = Field(description="0-9")
+    confidence: float = Field(description="calibrated probability of `digit`")
+    box: list[int] = Field(description="[x, y, width, height] of the digit's ink, in the sent image's pixels")
+    probabilities: list[float] = Field(description="10 calibrated softmax probabilities, index = digit")
+
+
+class NumberOut(BaseModel):
+    number: str = Field(description='the digits read left to right ("" when none was found)')
+    digits: list[NumberDigitOut]
+    confidence: float = Field(description="product of the digits' confidences (0 when none was found)")
+
+
+class ExplainOut(BaseModel):
+    digit: int | None = Field(description="the digit the saliency explains (the model's top one); null if blank")
+    confidence: float = Field(description="calibrated probability of `digit` (0 when blank)")
+    reason: str | None = Field(
+        description="why /api/predict would answer no digit for this image (null when it answers one)"
+    )
+    saliency: list[list[float]] = Field(
+        description="28×28 occlusion saliency in [0, 1] over the image the model saw (1 = mattered most)"
+    )
+    input: list[list[float]] | None = Field(description="the 28×28 image the model saw; null when blank")
