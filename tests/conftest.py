@@ -1,9 +1,12 @@
 import os
+import tempfile
 
 import pytest
 
 # Two cores: keep each test process to the threads it needs, deterministic and polite to its neighbours.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+# Servers started by tests store predictions (feedback store) in a throwaway folder, never in ~/.local/share.
+os.environ.setdefault("DIGITREC_DATA_DIR", tempfile.mkdtemp(prefix="digitrec-test-data-"))
 
 
 @pytest.fixture(scope="session")

@@ -114,6 +114,8 @@ def train(
     resume: bool = typer.Option(False, help="Continue the run in --out from its last checkpoint."),
     quiet: bool = typer.Option(False, help="No progress output."),
     data_dir: OptPath = typer.Option(None, "--data-dir", help="Folder with the four MNIST files."),
+    extra_data: OptPath = typer.Option(None, "--extra-data",
+                                       help="Also train on the IDX files `digitrec feedback export` wrote here."),
 ) -> None:
     """Train a model and write a complete run folder (ONNX, weights, metrics, plots, model card)."""
     from digitrec.train import resolve_config, run
@@ -122,7 +124,7 @@ def train(
         fail(f"--device must be auto, cpu or cuda, not {device!r}")
     try:
         cfg = resolve_config(preset, arch=arch, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                             limit=limit)
+                             limit=limit, extra_data=str(extra_data) if extra_data else None)
         out = out or Path("runs") / f"{preset}-seed{seed}"
         card = run(cfg, out, device=device, resume=resume, data_dir=data_dir, reporter=EpochReporter(quiet))
     except DigitrecError as exc:
@@ -243,19 +245,57 @@ def predict(
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0 for all)."),
-    port: int = typer.Option(8000, help="TCP port."),
+    port: int = typer.Option(8000, envvar="PORT", help="TCP port ($PORT, as Cloud Run and Heroku set it)."),
     model: OptPath = typer.Option(None, "--model", "-m", help="Run folder or .onnx (default: bundled)."),
-    workers: int = typer.Option(1, min=1, help="Worker processes (each loads its own copy of the model)."),
+    workers: int = typer.Option(1, min=1, envvar="WEB_CONCURRENCY",
+                                help="Worker processes (each loads its own copy of the model)."),
+    db: str | None = typer.Option(None, "--db", envvar="DIGITREC_DB",
+                                  help="Feedback store: sqlite:///file.db, postgresql://..., or off "
+                                       "(default: SQLite under $DIGITREC_DATA_DIR or ~/.local/share/digitrec)."),
+    rate_limit: str | None = typer.Option(None, "--rate-limit", help="Per-client limit, e.g. 20/second (off)."),
+    cors_origin: list[str] = typer.Option([], "--cors-origin", help="Allow this origin (repeatable; off)."),
+    candidate: OptPath = typer.Option(None, "--candidate", help="A/B: a second model for a share of clients."),
+    candidate_share: float = typer.Option(0.1, "--candidate-share", min=0.0, max=1.0,
+                                          help="Share of clients (by a stable hash) the candidate answers."),
+    access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="JSON access log on stderr."),
 ) -> None:
-    """Serve the drawing page and the REST API (OpenAPI docs at /docs)."""
+    """Serve the drawing page and the REST API (OpenAPI docs at /docs, metrics at /metrics)."""
     try:
         from digitrec.web.app import serve as run_server
+        from digitrec.web.production import ServeOptions
     except ImportError as exc:
         fail(f"serving needs the web extras ({exc.name} is missing): pip install 'digitrec[serve]'.")
+    options = ServeOptions(db=db, rate_limit=rate_limit, cors_origins=tuple(cors_origin),
+                           candidate=str(candidate) if candidate else None, candidate_share=candidate_share,
+                           access_log=access_log)
     try:
-        run_server(host=host, port=port, model=model, workers=workers)
+        run_server(host=host, port=port, model=model, workers=workers, options=options)
     except DigitrecError as exc:
         fail(str(exc))
+
+
+feedback_app = typer.Typer(no_args_is_help=True, help="The feedback store: what users corrected.")
+app.add_typer(feedback_app, name="feedback")
+
+
+@feedback_app.command("export")
+def feedback_export(
+    out: Path = typer.Option(..., "--out", help="Folder for the IDX files (train --extra-data reads it)."),
+    db: str | None = typer.Option(None, "--db", envvar="DIGITREC_DB", help="The store serve used (default: same)."),
+    only_wrong: bool = typer.Option(False, "--only-wrong", help="Only samples the model got wrong."),
+) -> None:
+    """Write the labelled samples (the images the model saw, with their true labels) as IDX files."""
+    from digitrec.feedback_store import export_idx, open_store
+
+    try:
+        store = open_store(db)
+        try:
+            n = export_idx(store, out, only_wrong=only_wrong)
+        finally:
+            store.close()
+    except DigitrecError as exc:
+        fail(str(exc))
+    console.print(f"wrote {n} labelled samples to {out} (digitrec train --extra-data {out})", highlight=False)
 
 
 # ---------------------------------------------------------------- numbers, calibration, explanations, webcam

@@ -51,6 +51,7 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     seed: int = 0
     limit: int | None = None
+    extra_data: str | None = None  # folder from `digitrec feedback export`: user-corrected samples to add
 
     def model_config(self) -> ModelConfig:
         return ModelConfig(arch=self.arch, width=self.width)
@@ -241,6 +242,12 @@ def train(
     split = mnist.stratified_split(ds.train_labels)
     train_idx = split.train[: cfg.limit] if cfg.limit else split.train
     x_train, y_train = to_tensor(ds.train_images[train_idx]), torch.from_numpy(ds.train_labels[train_idx])
+    if cfg.extra_data:  # appended to the training tensor only: validation and test stay pure MNIST
+        from digitrec.feedback_store import read_idx_pair
+
+        extra_x, extra_y = read_idx_pair(Path(cfg.extra_data))
+        x_train = torch.cat([x_train, to_tensor(extra_x)])
+        y_train = torch.cat([y_train, torch.from_numpy(extra_y).to(y_train.dtype)])
     val_idx = split.val[: max(cfg.limit // 4, 500)] if cfg.limit else split.val
     x_val, y_val = to_tensor(ds.train_images[val_idx]), torch.from_numpy(ds.train_labels[val_idx])
 

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digitrec.errors import DigitrecError
+from digitrec.web.production import ServeOptions
 
 log = logging.getLogger("digitrec.web")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -119,8 +120,14 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": str(exc)}, status_code=400)
 
 
-def create_app(model_path: str | os.PathLike[str] | None = None, settings: Settings | None = None) -> FastAPI:
-    """The app factory; the lifespan loads the model once (None -> $DIGITREC_MODEL or the bundled one)."""
+def create_app(
+    model_path: str | os.PathLike[str] | None = None,
+    settings: Settings | None = None,
+    options: ServeOptions | None = None,
+) -> FastAPI:
+    """The app factory; the lifespan loads the model once (None -> $DIGITREC_MODEL or the bundled one).
+    `options` (feedback store, rate limit, CORS, A/B; default from DIGITREC_* variables): see production.py."""
+    from digitrec.web import production
     from digitrec.web.routes import api_router, page_router
 
     settings = settings or Settings.from_env()
@@ -131,7 +138,9 @@ def create_app(model_path: str | os.PathLike[str] | None = None, settings: Setti
 
         app.state.predictor = load_model(model_path)
         log.info("model %s loaded", app.state.predictor)
+        production.start(app)
         yield
+        production.stop(app)
         app.state.predictor = None
 
     app = FastAPI(
@@ -151,6 +160,7 @@ def create_app(model_path: str | os.PathLike[str] | None = None, settings: Setti
     app.include_router(_insight_router())
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _install_offline_docs(app)
+    production.install(app, options or production.ServeOptions.from_env())
     return app
 
 
@@ -188,17 +198,33 @@ def serve(
     port: int = 8000,
     model: str | os.PathLike[str] | None = None,
     workers: int = 1,
+    options: ServeOptions | None = None,
 ) -> None:
-    """Run the app with uvicorn. Loads the model first so that a bad --model fails here, not in a worker."""
+    """Run the app with uvicorn. Loads the model first so that a bad --model fails here, not in a worker;
+    likewise the candidate model and the feedback database (unreachable at start: one clear error)."""
     import uvicorn
 
     from digitrec.predictor import MODEL_ENV, Predictor, resolve_model_path
 
+    options = options or ServeOptions.from_env()
+    options.check()
     path = resolve_model_path(model)
     Predictor(path)  # verify (sha256, contract) once, in the parent, with a clear error
+    if options.candidate:
+        Predictor(resolve_model_path(options.candidate))
+    store = options.open_store()
+    if store is not None:
+        store.close()
+    # uvicorn's access log is off: ObservabilityMiddleware writes JSON lines with request ids instead.
+    run = {"host": host, "port": port, "access_log": False, "proxy_headers": True}
     if workers > 1:
-        # Worker processes import the app by name, so the model path travels through the environment.
+        # Worker processes import the app by name, so the model path and the options travel through the
+        # environment; metrics are summed over workers through prometheus-client's multiprocess folder.
+        import tempfile
+
         os.environ[MODEL_ENV] = str(path)
-        uvicorn.run("digitrec.web.app:create_app", factory=True, host=host, port=port, workers=workers)
+        os.environ.update(options.to_env())
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="digitrec-metrics-"))
+        uvicorn.run("digitrec.web.app:create_app", factory=True, workers=workers, **run)
     else:
-        uvicorn.run(create_app(path), host=host, port=port)
+        uvicorn.run(create_app(path, options=options), **run)

@@ -38,7 +38,8 @@ page_router = APIRouter()
 
 
 def _predictor(request: Request) -> Predictor:
-    predictor = request.app.state.predictor
+    choose = getattr(request.app.state, "choose_predictor", None)  # A/B routing (web/feedback.py)
+    predictor = choose(request) if choose else request.app.state.predictor
     if predictor is None:
         raise HTTPException(503, "the model is not loaded yet; retry in a moment.")
     return predictor
@@ -67,7 +68,11 @@ def _run(items: list[Item], request: Request) -> list[PredictionOut]:
     settings = settings_of(request)
     images = [to_model_input(item, settings) for item in items]
     label = f"{predictor.name} {predictor.version}"
-    return [_answer(p, label) for p in predictor.predict_mnist(images)]
+    predictions = predictor.predict_mnist(images)
+    answers = [_answer(p, label) for p in predictions]
+    for hook in getattr(request.app.state, "prediction_hooks", ()):  # metrics, feedback store
+        hook(request, predictor, predictions, answers)
+    return answers
 
 
 # -- the API --------------------------------------------------------------------------------------------

@@ -1,0 +1,132 @@
+"""Production options (feedback store, rate limit, CORS, A/B, access log) and their wiring into the app.
+
+`ServeOptions` travels to uvicorn worker processes through DIGITREC_* environment variables, as the model
+path does, so `--workers 4` serves exactly what `--workers 1` does.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from digitrec.errors import DigitrecError
+from digitrec.feedback_store import DB_ENV, StoreUnavailable, UnknownPrediction, open_store
+
+log = logging.getLogger("digitrec.web")
+NO_DB = ("off", "none")
+_ENV = {
+    "db": DB_ENV,
+    "rate_limit": "DIGITREC_RATE_LIMIT",
+    "cors_origins": "DIGITREC_CORS_ORIGINS",
+    "candidate": "DIGITREC_CANDIDATE",
+    "candidate_share": "DIGITREC_CANDIDATE_SHARE",
+    "access_log": "DIGITREC_ACCESS_LOG",
+}
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    db: str | None = None  # None: $DIGITREC_DB or SQLite under the data dir; "off": no store
+    rate_limit: str | None = None  # e.g. "20/second"; None: no limit
+    cors_origins: tuple[str, ...] = ()
+    candidate: str | None = None  # A/B: a second model...
+    candidate_share: float = 0.1  # ...answering this share of clients
+    access_log: bool = True
+
+    @classmethod
+    def from_env(cls) -> ServeOptions:
+        env = {k: os.environ.get(v) for k, v in _ENV.items()}
+        try:
+            share = float(env["candidate_share"]) if env["candidate_share"] else cls.candidate_share
+        except ValueError as exc:
+            raise DigitrecError("DIGITREC_CANDIDATE_SHARE must be a number between 0 and 1.") from exc
+        return cls(
+            db=env["db"] or None,
+            rate_limit=env["rate_limit"] or None,
+            cors_origins=tuple(o for o in (env["cors_origins"] or "").split(",") if o),
+            candidate=env["candidate"] or None,
+            candidate_share=share,
+            access_log=(env["access_log"] or "1").lower() not in ("0", "false", "no", "off"),
+        )
+
+    def to_env(self) -> dict[str, str]:
+        values = {
+            "db": self.db or "",
+            "rate_limit": self.rate_limit or "",
+            "cors_origins": ",".join(self.cors_origins),
+            "candidate": self.candidate or "",
+            "candidate_share": str(self.candidate_share),
+            "access_log": "1" if self.access_log else "0",
+        }
+        return {_ENV[k]: v for k, v in values.items()}
+
+    def check(self) -> None:
+        """Fail fast with one sentence on a bad option (serve() calls it before starting uvicorn)."""
+        if not 0.0 <= self.candidate_share <= 1.0:
+            raise DigitrecError(f"--candidate-share must be between 0 and 1, not {self.candidate_share}.")
+        if self.rate_limit:
+            from digitrec.web.protection import parse_rate
+
+            parse_rate(self.rate_limit)
+
+    def open_store(self) -> Any:
+        return None if (self.db or "").lower() in NO_DB else open_store(self.db)
+
+
+def install(app: FastAPI, options: ServeOptions) -> None:
+    """Routes, hooks, error handlers and middleware (added last = outermost: observability sees all)."""
+    from digitrec.web.feedback import choose_predictor, record_predictions, router
+    from digitrec.web.observability import ObservabilityMiddleware, configure_access_log, metrics_endpoint
+    from digitrec.web.protection import RateLimitMiddleware, SecurityHeadersMiddleware, add_cors
+
+    options.check()
+    app.state.options = options
+    app.state.store = None
+    app.state.candidate = None
+    app.state.candidate_share = options.candidate_share
+    app.state.choose_predictor = choose_predictor
+    app.state.prediction_hooks = [record_predictions]
+    app.include_router(router)
+    app.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)  # an APIRoute: labelled by route
+
+    @app.exception_handler(StoreUnavailable)
+    async def _on_store_down(request: Request, exc: StoreUnavailable) -> JSONResponse:
+        return JSONResponse({"detail": f"{exc} Predictions still work; retry feedback later."}, status_code=503,
+                            headers={"Retry-After": "5"})
+
+    @app.exception_handler(UnknownPrediction)
+    async def _on_unknown(request: Request, exc: UnknownPrediction) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    if options.rate_limit:
+        app.add_middleware(RateLimitMiddleware, rate=options.rate_limit)
+    add_cors(app, options.cors_origins)
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(ObservabilityMiddleware)
+    configure_access_log(options.access_log)
+
+
+def start(app: FastAPI) -> None:
+    """Lifespan start, after the primary model is loaded: the store and the candidate model."""
+    from digitrec.predictor import load_model
+    from digitrec.web.observability import set_model_info
+
+    options: ServeOptions = app.state.options
+    set_model_info("primary", app.state.predictor)
+    if options.candidate:
+        app.state.candidate = load_model(options.candidate)
+        set_model_info("candidate", app.state.candidate)
+    app.state.store = options.open_store()
+    log.info("feedback store: %s", app.state.store.kind if app.state.store else "off")
+
+
+def stop(app: FastAPI) -> None:
+    store = getattr(app.state, "store", None)
+    if store is not None:
+        store.close()
+        app.state.store = None
