@@ -212,6 +212,7 @@ def predict(
     files: list[Path] = typer.Argument(..., help="Images (PNG, JPEG, WebP, BMP, GIF), one digit each."),
     model: OptPath = typer.Option(None, "--model", "-m", help="Run folder or .onnx (default: bundled)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per file instead of text."),
+    number: bool = typer.Option(False, "--number", help="Each image holds a number of several digits."),
 ) -> None:
     """Recognise the digit in each image: `file: 7 (99.8%)`, or `file: no digit` for a blank one."""
     import json
@@ -222,6 +223,9 @@ def predict(
         predictor = load_model(model)
     except DigitrecError as exc:
         fail(str(exc))
+    if number:
+        _predict_numbers(predictor, files, as_json)
+        return
     failed = 0
     for path in files:
         try:
@@ -233,9 +237,10 @@ def predict(
         if as_json:
             record = {"file": str(path), "digit": p.digit, "confidence": round(p.confidence, 6)}
             record["probabilities"] = [round(v, 6) for v in p.probabilities]
+            record["reason"] = p.reason
             typer.echo(json.dumps(record))
         elif p.digit is None:
-            typer.echo(f"{path}: no digit")
+            typer.echo(f"{path}: no digit" + ("" if p.is_blank else f" ({p.reason.replace('_', ' ')})"))
         else:
             typer.echo(f"{path}: {p.digit} ({p.confidence:.1%})")
     if failed:
@@ -319,3 +324,82 @@ def calibrate(
         f"T = {cal['temperature']:.3f}, reject below {cal['reject_below']:.3f}; ECE (validation) "
         f"{cal['ece_before'] * 100:.2f}% -> {cal['ece_after'] * 100:.2f}%; {cal['val_rejected'] * 100:.2f}% of "
         f"validation digits refused; wrote {card_path}", highlight=False, soft_wrap=True)
+
+
+def _predict_numbers(predictor, files: list[Path], as_json: bool) -> None:
+    """`predict --number`: `file: 2024 (97.1%)`, one line per file (JSON with the digits' boxes)."""
+    import json
+
+    from digitrec.segment import read_number
+
+    failed = 0
+    for path in files:
+        try:
+            result = read_number(predictor, path)
+        except DigitrecError as exc:
+            err_console.print(f"{path}: error: {exc}", highlight=False, soft_wrap=True, markup=False)
+            failed += 1
+            continue
+        if as_json:
+            typer.echo(json.dumps({"file": str(path), **result.to_dict()}))
+        elif not result.number:
+            typer.echo(f"{path}: no digits")
+        else:
+            typer.echo(f"{path}: {result.number} ({result.confidence:.1%})")
+    if failed:
+        fail(f"{failed} of {len(files)} file(s) could not be read.")
+
+
+@app.command()
+def explain(
+    file: Path = typer.Argument(..., help="An image of one digit."),
+    out: Path = typer.Option(Path("heat.png"), "--out", "-o", help="Where to write the heat map (PNG)."),
+    model: OptPath = typer.Option(None, "--model", "-m", help="Run folder or .onnx (default: bundled)."),
+    scale: int = typer.Option(10, min=1, max=40, help="Enlarge the 28x28 map this many times."),
+) -> None:
+    """Occlusion saliency: which pixels the answer depends on, as a heat map over what the model saw."""
+    from digitrec.explain import explain as explain_image
+    from digitrec.explain import heatmap_image
+    from digitrec.predictor import load_model
+
+    if out.suffix.lower() != ".png":
+        fail(f"--out must be a .png file, not {out.name!r}.")
+    try:
+        predictor = load_model(model)
+    except DigitrecError as exc:
+        fail(str(exc))
+    try:
+        e = explain_image(predictor, file)
+    except DigitrecError as exc:
+        fail(f"{file}: {exc}")
+    if e.digit is None:
+        fail(f"{file}: no digit to explain (the image is blank).")
+    try:
+        heatmap_image(e.input, e.saliency, scale=scale).save(out, "PNG")
+    except OSError as exc:
+        fail(f"cannot write {out}: {exc.strerror or exc}.")
+    console.print(f"{file}: {e.digit} ({e.confidence:.1%}); heat map written to {out}", highlight=False,
+                  soft_wrap=True)
+
+
+@app.command()
+def webcam(
+    source: str = typer.Option("0", "--source", help="Camera index (0) or a video file."),
+    model: OptPath = typer.Option(None, "--model", "-m", help="Run folder or .onnx (default: bundled)."),
+    window: bool = typer.Option(True, "--window/--no-window", help="Show the annotated frames (q quits)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON line per frame."),
+    max_frames: int | None = typer.Option(None, "--max-frames", min=1, help="Stop after this many frames."),
+) -> None:
+    """Read handwritten numbers from a camera or a video file, frame by frame."""
+    from digitrec.predictor import load_model
+    from digitrec.webcam import run_webcam
+
+    try:
+        predictor = load_model(model)
+        n = run_webcam(predictor, source, window=window, as_json=as_json, max_frames=max_frames)
+    except DigitrecError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    if n == 0:
+        fail(f"no frame could be read from {source!r}.")
