@@ -12,6 +12,8 @@ import time
 import pytest
 from safetensors.numpy import load_file
 
+from digitrec import load_model
+
 pytestmark = pytest.mark.slow
 
 TINY = ["--preset", "fast", "--limit", "3000", "--batch-size", "100", "--quiet"]
@@ -39,7 +41,8 @@ def test_short_run_lowers_the_loss_and_writes_the_whole_run_folder(mnist_cache, 
     assert float(rows[-1]["val_loss"]) < 1.0 and float(rows[-1]["val_acc"]) > 0.8
     for name in ("model.onnx", "model.safetensors", "config.json", "checkpoint.pt", "training_log.csv",
                  "metrics.json", "model_summary.txt", "model_card.json", "training_curves.png",
-                 "confusion_matrix.png", "misclassified.png", "architecture.png"):
+                 "confusion_matrix.png", "misclassified.png", "architecture.png", "first_layer_filters.png",
+                 "mean_saliency.png"):
         assert (run / name).is_file(), name
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["count"] == 10000 and metrics["accuracy"] > 0.8
@@ -49,6 +52,10 @@ def test_short_run_lowers_the_loss_and_writes_the_whole_run_folder(mnist_cache, 
     assert config["recipe"]["limit"] == 3000 and "torch" in config["library_versions"]
     card = json.loads((run / "model_card.json").read_text())
     assert card["test_accuracy"] == metrics["accuracy"] and card["onnx_torch_max_abs_diff"] < 1e-4
+    cal = card["calibration"]
+    assert cal["ece_after"] <= cal["ece_before"] and cal["temperature"] > 0
+    assert cal["command"].startswith("digitrec train")
+    assert load_model(run).rules.temperature == cal["temperature"]  # the card still pins the ONNX file
 
 
 def test_resume_after_sigkill_matches_uninterrupted_run(mnist_cache, tmp_path):

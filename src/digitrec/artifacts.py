@@ -87,9 +87,27 @@ def write_run_folder(result, cfg, *, device: str, seconds: float, data_dir: Path
     report.plot_architecture(model, out / "architecture.png")
     parity = export_onnx(model, out / "model.onnx")
     metrics = evaluate_model(out, data_dir=data_dir)
+    calibration = write_insight(out, data_dir=data_dir, smoke=cfg.limit is not None)
     card = build_model_card(out, config, metrics, parity)
+    card["calibration"] = {**calibration, "command": config["command"]}
     write_json(out / "model_card.json", card)
     return card
+
+
+def write_insight(out: Path, *, data_dir: Path | None = None, smoke: bool = False) -> dict:
+    """The exported model's first-layer filters and mean saliency per class (on validation images), and its
+    calibration (returned, for the card). Smoke runs (--limit) fit and plot on fewer images: seconds, not tens."""
+    from digitrec.calibrate import calibrate_model
+    from digitrec.insight_plots import plot_first_layer_filters, plot_mean_saliency_per_class
+    from digitrec.predictor import load_model
+
+    onnx = out / "model.onnx"
+    plot_first_layer_filters(onnx, out / "first_layer_filters.png")
+    data = mnist.load_mnist(data_dir)
+    val = mnist.stratified_split(data.train_labels).val
+    plot_mean_saliency_per_class(load_model(onnx, verify=False), data.train_images[val], data.train_labels[val],
+                                 out / "mean_saliency.png", per_class=4 if smoke else 20)
+    return calibrate_model(onnx, data_dir=data_dir, synthetic=100 if smoke else 500)
 
 
 def build_model_card(run: Path, config: dict, metrics: dict, parity: float) -> dict:
