@@ -251,6 +251,8 @@
     predictionEl.dataset.final = String(final);
     drawSeen(data ? data.input : null);
     if (data && digit === null) setStatus("No digit found: draw a bit bigger or bolder.");
+    // feedback.js offers "that's wrong -> it was _" for the answer on screen.
+    document.dispatchEvent(new CustomEvent("digitrec:prediction", { detail: { data, final } }));
   }
 
   function drawSeen(input) {
