@@ -90,3 +90,53 @@ def test_console_script_predicts_and_serves(serve_venv: Path, tmp_path: Path):
         assert httpx.get(url + "/static/app.js").status_code == 200
     finally:
         stop(proc)
+
+
+def _dockerfile() -> tuple[dict[str, str], str, str]:
+    """The Dockerfile's runtime ENV, its CMD's shell line and its HEALTHCHECK's Python code."""
+    import re
+    import shlex
+
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    assert re.search(r"^ARG EXTRAS=serve$", text, re.M), "the image must install what serve_venv installs"
+    env_line = re.findall(r"^ENV (.*)$", text, re.M)[-1]
+    env = dict(item.split("=", 1) for item in shlex.split(env_line))
+    cmd = json.loads(re.search(r"^CMD (\[.*\])$", text, re.M).group(1))
+    assert cmd[:2] == ["sh", "-c"]
+    health = shlex.split(re.search(r"^HEALTHCHECK .* CMD (.*)$", text, re.M).group(1))
+    assert health[:2] == ["python", "-c"]
+    return env, cmd[2], health[2]
+
+
+def test_server_runs_as_the_docker_image_runs_it(serve_venv: Path, tmp_path: Path):
+    """No Docker engine here: the image's install (serve_venv), its ENV and its CMD, run as they are, with
+    PORT moved to a free port and the folders to tmp. Two workers, so /metrics must sum over processes."""
+    env, cmd, health = _dockerfile()
+    port = free_port()
+    env.update(PORT=str(port), DIGITREC_DATA_DIR=str(tmp_path / "data"),
+               PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"))
+    env["PATH"] = f"{serve_venv / 'bin'}:/usr/bin:/bin"
+    assert env["WEB_CONCURRENCY"] == "2"
+    proc = subprocess.Popen(["sh", "-c", cmd], cwd=tmp_path, env=env)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url, proc)
+        r = run(serve_venv / "bin" / "python", "-c", health, env=env)  # the HEALTHCHECK passes
+        assert r.returncode == 0, r.stderr
+        pixels = np.zeros((28, 28))
+        pixels[4:24, 13:15] = 1.0
+        ids = []
+        for _ in range(20):  # new connections: both workers answer some
+            with httpx.Client() as client:
+                answer = client.post(f"{url}/api/predict", json={"pixels": pixels.tolist()}, timeout=30)
+            assert answer.status_code == 200, answer.text
+            ids.append(answer.json()["id"])
+        assert httpx.post(f"{url}/api/feedback", json={"id": ids[0], "label": 1}).status_code == 200
+        assert httpx.get(f"{url}/api/stats").json()["predictions"] == 20  # one SQLite file, both workers
+        metrics = httpx.get(f"{url}/metrics").text
+        line = next(x for x in metrics.splitlines()
+                    if x.startswith("digitrec_http_requests_total{") and 'route="/api/predict"' in x)
+        assert float(line.split()[-1]) == 20  # summed over the two worker processes
+        assert (tmp_path / "data" / "feedback.db").exists()
+    finally:
+        stop(proc)
