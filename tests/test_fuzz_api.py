@@ -38,7 +38,7 @@ def test_api_never_fails_and_answers_as_documented(server_url):
         @given(case=op.as_strategy())
         @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         def fuzz(case):
-            CALLS[op.path] = CALLS.get(op.path, 0) + 1
+            CALLS[case.operation.path] = CALLS.get(case.operation.path, 0) + 1
             case.call_and_validate(
                 base_url=server_url,
                 timeout=30,
