@@ -218,8 +218,8 @@
       });
       const data = await res.json().catch(() => ({}));
       if (!res.ok) throw new Error(data.detail || `the server answered ${res.status}`);
+      setStatus("");  // before showResult, which may say why there is no digit
       if (strokes.length) showResult(data, sentVersion === version);
-      setStatus("");
     } catch (err) {
       setStatus(`Could not get a prediction: ${err.message}`, true);
     } finally {
@@ -233,6 +233,13 @@
       }
     }
   }
+
+  // Why the answer is "no digit" (the API's `reason`).
+  const NO_DIGIT = {
+    blank: "No digit found: draw a bit bigger or bolder.",
+    not_digit_like: "That does not look like a digit: draw one digit, 0–9.",
+    low_confidence: "Not sure which digit that is: try drawing it more clearly.",
+  };
 
   const pct = (p) => `${(p * 100).toFixed(p >= 0.9995 || p < 0.0005 ? 0 : 1)}%`;
 
@@ -250,7 +257,7 @@
     }
     predictionEl.dataset.final = String(final);
     drawSeen(data ? data.input : null);
-    if (data && digit === null) setStatus("No digit found: draw a bit bigger or bolder.");
+    if (data && digit === null) setStatus(NO_DIGIT[data.reason] || NO_DIGIT.blank);
     // feedback.js offers "that's wrong -> it was _" for the answer on screen.
     document.dispatchEvent(new CustomEvent("digitrec:prediction", { detail: { data, final } }));
   }

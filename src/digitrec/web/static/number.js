@@ -1,0 +1,342 @@
+// digitrec page, beyond one digit: "number mode" (a wide pad read by /api/predict/number, with a box and a
+// label over each digit found) and the saliency overlay on the 28x28 view (/api/explain).
+// Plain script, no dependencies, no inline code (the page runs under a CSP without 'unsafe-inline').
+"use strict";
+
+(() => {
+  const PEN = 0.07;            // pen width as a fraction of the pad's height
+  const EXPORT_W = 840;        // the PNG sent to the server (3:1, as the pad); boxes come back in its pixels
+  const EXPORT_H = 280;
+
+  const $ = (id) => document.getElementById(id);
+  const modeBtn = $("mode-number");
+  const digitSection = $("digit-section");
+  const numberSection = $("number-section");
+  const canvas = $("number-canvas");
+  const ctx = canvas.getContext("2d");
+  const placeholder = $("number-placeholder");
+  const boxesEl = $("number-boxes");
+  const undoBtn = $("number-undo");
+  const clearBtn = $("number-clear");
+  const numberEl = $("number");
+  const numberConfEl = $("number-confidence");
+  const digitsEl = $("number-digits");
+  const statusEl = $("number-status");
+  const answerEl = numberSection.querySelector(".number-answer");
+
+  const pct = (p) => `${(p * 100).toFixed(p >= 0.9995 || p < 0.0005 ? 0 : 1)}%`;
+
+  // -- mode ---------------------------------------------------------------------------------------------
+  let numberMode = false;
+
+  function setMode(on) {
+    numberMode = on;
+    modeBtn.setAttribute("aria-pressed", String(on));
+    digitSection.hidden = on;
+    numberSection.hidden = !on;
+    document.body.classList.toggle("number-mode", on);
+    if (on) fitCanvas();
+    if (on !== (location.hash === "#number")) history.replaceState(null, "", on ? "#number" : location.pathname);
+  }
+  modeBtn.addEventListener("click", () => setMode(!numberMode));
+
+  // -- the wide pad: strokes in unit coordinates (x / width, y / height), as on the digit pad -------------
+  const strokes = [];
+  let activePointer = null;
+  let version = 0;
+
+  function pathStroke(c, pts, w, h, color) {
+    c.strokeStyle = color;
+    c.fillStyle = color;
+    c.lineWidth = PEN * h;
+    c.lineCap = "round";
+    c.lineJoin = "round";
+    const p = pts.map(([x, y]) => [x * w, y * h]);
+    c.beginPath();
+    if (p.length === 1) {
+      c.arc(p[0][0], p[0][1], c.lineWidth / 2, 0, 2 * Math.PI);
+      c.fill();
+      return;
+    }
+    c.moveTo(p[0][0], p[0][1]);
+    for (let i = 1; i < p.length - 1; i++) {  // quadratic curves through the midpoints: smooth strokes
+      c.quadraticCurveTo(p[i][0], p[i][1], (p[i][0] + p[i + 1][0]) / 2, (p[i][1] + p[i + 1][1]) / 2);
+    }
+    c.lineTo(p[p.length - 1][0], p[p.length - 1][1]);
+    c.stroke();
+  }
+
+  let frame = 0;
+  function redraw() {
+    frame = 0;
+    ctx.clearRect(0, 0, canvas.width, canvas.height);
+    const ink = getComputedStyle(canvas).color;
+    for (const s of strokes) pathStroke(ctx, s, canvas.width, canvas.height, ink);
+  }
+  const scheduleRedraw = () => { if (!frame) frame = requestAnimationFrame(redraw); };
+
+  function fitCanvas() {
+    const r = canvas.getBoundingClientRect();
+    if (!r.width) return;  // hidden
+    const dpr = window.devicePixelRatio || 1;
+    const w = Math.max(1, Math.round(r.width * dpr));
+    const h = Math.max(1, Math.round(r.height * dpr));
+    if (canvas.width !== w || canvas.height !== h) {
+      canvas.width = w;
+      canvas.height = h;
+    }
+    redraw();
+  }
+  new ResizeObserver(fitCanvas).observe(canvas);
+
+  function exportPNG() {
+    const off = document.createElement("canvas");
+    off.width = EXPORT_W;
+    off.height = EXPORT_H;
+    const c = off.getContext("2d");
+    c.fillStyle = "#ffffff";
+    c.fillRect(0, 0, EXPORT_W, EXPORT_H);
+    for (const s of strokes) pathStroke(c, s, EXPORT_W, EXPORT_H, "#000000");
+    return off.toDataURL("image/png");
+  }
+
+  function point(e) {
+    const r = canvas.getBoundingClientRect();
+    const clamp = (v) => Math.min(1, Math.max(0, v));
+    return [clamp((e.clientX - r.left) / r.width), clamp((e.clientY - r.top) / r.height)];
+  }
+
+  function changed() {
+    version++;
+    const empty = strokes.length === 0;
+    undoBtn.disabled = empty;
+    clearBtn.disabled = empty;
+    placeholder.classList.toggle("hidden", !empty);
+    canvas.classList.toggle("has-ink", !empty);
+    showBoxes([]);  // the old boxes no longer match the drawing
+  }
+
+  canvas.addEventListener("pointerdown", (e) => {
+    if (activePointer !== null || (e.pointerType === "mouse" && e.button !== 0)) return;
+    e.preventDefault();
+    activePointer = e.pointerId;
+    try { canvas.setPointerCapture(e.pointerId); } catch { /* synthetic events have no capture */ }
+    strokes.push([point(e)]);
+    changed();
+    scheduleRedraw();
+  });
+
+  canvas.addEventListener("pointermove", (e) => {
+    if (e.pointerId !== activePointer) return;
+    e.preventDefault();
+    const samples = typeof e.getCoalescedEvents === "function" ? e.getCoalescedEvents() : [];
+    for (const ev of samples.length ? samples : [e]) strokes[strokes.length - 1].push(point(ev));
+    scheduleRedraw();
+  });
+
+  function endStroke(e) {
+    if (e.pointerId !== activePointer) return;
+    activePointer = null;
+    version++;
+    scheduleRedraw();
+    request();  // a number is read when a stroke ends (several strokes per digit: no live guesses)
+  }
+  canvas.addEventListener("pointerup", endStroke);
+  canvas.addEventListener("pointercancel", endStroke);
+  canvas.addEventListener("lostpointercapture", endStroke);
+  canvas.addEventListener("touchstart", (e) => e.preventDefault(), { passive: false });
+  canvas.addEventListener("touchmove", (e) => e.preventDefault(), { passive: false });
+
+  function undo() {
+    if (!strokes.length) return;
+    strokes.pop();
+    activePointer = null;
+    changed();
+    redraw();
+    request();
+  }
+
+  function clear() {
+    strokes.length = 0;
+    activePointer = null;
+    changed();
+    redraw();
+    request();
+  }
+  undoBtn.addEventListener("click", undo);
+  clearBtn.addEventListener("click", clear);
+
+  // Capture phase on window: in number mode these keys act on this pad, and the hidden digit pad
+  // (app.js listens on document) never sees them.
+  window.addEventListener("keydown", (e) => {
+    if (e.altKey && !e.ctrlKey && !e.metaKey && e.key.toLowerCase() === "n") {
+      e.preventDefault();
+      setMode(!numberMode);
+      return;
+    }
+    if (!numberMode) return;
+    if ((e.ctrlKey || e.metaKey) && !e.shiftKey && e.key.toLowerCase() === "z") {
+      e.preventDefault();
+      e.stopPropagation();
+      undo();
+    } else if (e.key === "Escape") {
+      e.stopPropagation();
+      clear();
+    }
+  }, true);
+
+  // -- reading the number: one request in flight; a change meanwhile sends again when it returns -------
+  let inFlight = false;
+  let pending = false;
+
+  function request() {
+    if (!strokes.length) {
+      pending = false;
+      show(null, true);
+      return;
+    }
+    answerEl.setAttribute("aria-busy", "true");
+    if (inFlight) {
+      pending = true;
+      return;
+    }
+    send();
+  }
+
+  async function send() {
+    inFlight = true;
+    const sentVersion = version;
+    try {
+      const res = await fetch("/api/predict/number", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ image: exportPNG() }),
+      });
+      const data = await res.json().catch(() => ({}));
+      if (!res.ok) throw new Error(data.detail || `the server answered ${res.status}`);
+      if (strokes.length && sentVersion === version) show(data, true);
+    } catch (err) {
+      statusEl.textContent = `Could not read the number: ${err.message}`;
+      statusEl.classList.add("error");
+    } finally {
+      inFlight = false;
+      if (pending) {
+        pending = false;
+        request();
+      } else {
+        answerEl.setAttribute("aria-busy", "false");
+      }
+    }
+  }
+
+  function show(data, final) {
+    const digits = data ? data.digits : [];
+    numberEl.textContent = data && data.number ? data.number : "–";
+    numberEl.dataset.final = String(final);
+    numberConfEl.textContent = data && data.number ? `${pct(data.confidence)} sure` : "";
+    digitsEl.replaceChildren(...digits.map((d) => {
+      const li = document.createElement("li");
+      li.textContent = `${d.digit} · ${pct(d.confidence)}`;
+      return li;
+    }));
+    showBoxes(digits);
+    statusEl.classList.remove("error");
+    statusEl.textContent = data && !data.number ? "No digits found: write them a bit bigger or bolder." : "";
+  }
+
+  function showBoxes(digits) {
+    // Boxes are in the exported PNG's pixels; as percentages they fit the pad at any size.
+    boxesEl.replaceChildren(...digits.map((d) => {
+      const [x, y, w, h] = d.box;
+      const box = document.createElement("div");
+      box.className = "digit-box";
+      box.style.left = `${(100 * x) / EXPORT_W}%`;
+      box.style.top = `${(100 * y) / EXPORT_H}%`;
+      box.style.width = `${(100 * w) / EXPORT_W}%`;
+      box.style.height = `${(100 * h) / EXPORT_H}%`;
+      const label = document.createElement("span");
+      label.className = "digit-box-label";
+      label.textContent = String(d.digit);
+      box.append(label);
+      return box;
+    }));
+  }
+
+  // -- saliency overlay on the 28x28 view ---------------------------------------------------------------
+  const salBtn = $("saliency-toggle");
+  const salCanvas = $("saliency");
+  const sal = salCanvas.getContext("2d");
+  let salOn = false;
+  let latest = null;          // the last answer on screen (app.js's "digitrec:prediction" event)
+  let salSeq = 0;             // answers for older drawings are dropped
+
+  // The same dark-red -> yellow ramp as explain.py's heat maps.
+  const STOPS = [[90, 0, 20], [200, 30, 30], [255, 140, 0], [255, 230, 40]];
+  function ramp(v) {
+    const pos = Math.min(1, Math.max(0, v)) * (STOPS.length - 1);
+    const i = Math.min(Math.floor(pos), STOPS.length - 2);
+    const f = pos - i;
+    return STOPS[i].map((c, k) => Math.round(c * (1 - f) + STOPS[i + 1][k] * f));
+  }
+
+  function drawSaliency(map) {
+    const img = sal.createImageData(28, 28);
+    for (let y = 0; y < 28; y++) {
+      for (let x = 0; x < 28; x++) {
+        const v = map ? map[y][x] : 0;
+        const [r, g, b] = ramp(v);
+        const i = (y * 28 + x) * 4;
+        img.data[i] = r;
+        img.data[i + 1] = g;
+        img.data[i + 2] = b;
+        img.data[i + 3] = Math.round(220 * Math.min(1, Math.max(0, v)));
+      }
+    }
+    sal.putImageData(img, 0, 0);
+  }
+
+  async function explain() {
+    const seq = ++salSeq;
+    const input = latest && latest.final && latest.data ? latest.data.input : null;
+    if (!salOn || !input) {
+      drawSaliency(null);
+      salCanvas.dataset.state = salOn ? "empty" : "off";
+      return;
+    }
+    salCanvas.dataset.state = "loading";
+    try {
+      // The 28x28 image the model saw goes back as pixels: the explanation is of exactly that image.
+      const res = await fetch("/api/explain", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ pixels: input }),
+      });
+      const data = await res.json().catch(() => ({}));
+      if (!res.ok) throw new Error(data.detail || `the server answered ${res.status}`);
+      if (seq !== salSeq) return;
+      drawSaliency(data.digit === null ? null : data.saliency);
+      salCanvas.dataset.state = data.digit === null ? "empty" : "shown";
+    } catch {
+      if (seq === salSeq) {
+        drawSaliency(null);
+        salCanvas.dataset.state = "error";
+      }
+    }
+  }
+
+  function setSaliency(on) {
+    salOn = on;
+    salBtn.setAttribute("aria-pressed", String(on));
+    salBtn.textContent = on ? "Hide what mattered" : "What mattered?";
+    salCanvas.hidden = !on;
+    explain();
+  }
+  salBtn.addEventListener("click", () => setSaliency(!salOn));
+
+  document.addEventListener("digitrec:prediction", (e) => {
+    latest = e.detail;
+    if (salOn) explain();
+  });
+
+  if (location.hash === "#number") setMode(true);
+})();
