@@ -216,7 +216,9 @@ def serve(
     if store is not None:
         store.close()
     # uvicorn's access log is off: ObservabilityMiddleware writes JSON lines with request ids instead.
-    run = {"host": host, "port": port, "access_log": False, "proxy_headers": True}
+    # Keep-alive longer than a load balancer's idle timeout (60 s on the common ones): otherwise the server
+    # may close a connection just as the client reuses it, and that request fails with a reset.
+    run = {"host": host, "port": port, "access_log": False, "proxy_headers": True, "timeout_keep_alive": 75}
     if workers > 1:
         # Worker processes import the app by name, so the model path and the options travel through the
         # environment; metrics are summed over workers through prometheus-client's multiprocess folder.
