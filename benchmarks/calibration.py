@@ -1,10 +1,11 @@
 """Calibration and "no digit": ECE before/after temperature scaling, false rejections on digits, and the
 rejection rate on inputs that are not digits (noise, scribbles, letters).
 
-    python benchmarks/calibration.py [--model RUN_OR_ONNX] [--n 300] [--json]
+    python benchmarks/calibration.py [--model RUN_OR_ONNX] [--n 300] [--refit] [--json]
 
-Fits the rules exactly as `digitrec calibrate` does (MNIST validation split + synthetic handwriting), then
-measures on data that played no part in the fit: the MNIST test set, synthetic handwriting from another seed,
+Uses the calibration in the model's card (what is served); without one, or with --refit, fits the rules
+exactly as `digitrec calibrate` does (MNIST validation split + synthetic handwriting). Then measures on data
+that played no part in the fit: the MNIST test set, synthetic handwriting from another seed,
 and generated non-digits, all through the same path as a user's image (`to_mnist` -> model -> rules).
 """
 
@@ -21,7 +22,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from digitrec.calibrate import Rules, calibrate_model, ece, onnx_logits, softmax, synthetic_digits
 from digitrec.data import load_mnist
-from digitrec.predictor import resolve_model_path
+from digitrec.predictor import CARD_FILE, resolve_model_path
 from digitrec.preprocess import to_mnist
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -99,11 +100,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default=None, help="run folder or .onnx (default: the bundled model)")
     ap.add_argument("--n", type=int, default=300, help="synthetic digits and noise images")
+    ap.add_argument("--refit", action="store_true", help="fit the rules again instead of reading the card's")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     onnx = resolve_model_path(args.model)
     t0 = time.time()
-    cal = calibrate_model(onnx, synthetic=args.n)
+    card_path = onnx.parent / CARD_FILE
+    cal = json.loads(card_path.read_text()).get("calibration") if card_path.is_file() else None
+    source = f"the card's calibration ({card_path})"
+    if cal is None or args.refit:
+        cal = calibrate_model(onnx, synthetic=args.n)
+        source = f"refitted here with {args.n} synthetic digits"
     rules = Rules.from_card({"calibration": cal})
     rng = np.random.default_rng(7)
 
@@ -122,6 +129,7 @@ def main() -> None:
     noise_reasons = through_model(onnx, rules, [im for _, im in noi])
     result = {
         "model": str(onnx),
+        "calibration": source,
         "temperature": round(cal["temperature"], 4),
         "reject_below": round(cal["reject_below"], 4),
         "ece_val_before": cal["ece_before"], "ece_val_after": cal["ece_after"],
@@ -142,6 +150,7 @@ def main() -> None:
         return
     pct = lambda v: f"{100 * v:.2f}%"  # noqa: E731
     print(f"model {result['model']}: T = {result['temperature']}, reject below {result['reject_below']}")
+    print(f"calibration: {source}")
     print(f"ECE (15 bins) validation {pct(cal['ece_before'])} -> {pct(cal['ece_after'])}, "
           f"test {pct(result['ece_test_before'])} -> {pct(result['ece_test_after'])}")
     print(f"{'input':<28}{'n':>6}{'rejected':>10}{'blank':>9}{'not digit':>11}{'low conf':>10}")
