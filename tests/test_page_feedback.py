@@ -1,0 +1,70 @@
+"""The page's "that's wrong -> it was _" control in a real Chromium, under the server's strict CSP: draw a
+digit, correct it, and the server's /api/stats counts the feedback. No CSP violation may happen."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from prod_server import cli_server
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+VIOLATIONS = """
+window.__csp = [];
+document.addEventListener("securitypolicyviolation",
+  (e) => window.__csp.push(e.violatedDirective + " " + e.blockedURI));
+"""
+
+
+@pytest.fixture
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
+        yield b
+        b.close()
+
+
+def draw_one(page) -> None:
+    box = page.locator("#canvas").bounding_box()
+    x = box["x"] + box["width"] / 2
+    page.mouse.move(x, box["y"] + box["height"] * 0.15)
+    page.mouse.down()
+    for i in range(1, 21):
+        page.mouse.move(x + i * 0.3, box["y"] + box["height"] * (0.15 + 0.035 * i))
+    page.mouse.up()
+
+
+def test_correcting_a_prediction_from_the_page(browser, tmp_path):
+    with cli_server(tmp_path, "--db", f"sqlite:///{tmp_path / 'feedback.db'}") as s:
+        page = browser.new_page()
+        page.add_init_script(VIOLATIONS)
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(s.url + "/")
+        assert page.locator("#feedback").is_hidden()  # nothing to correct yet
+        draw_one(page)
+        page.wait_for_function("() => document.getElementById('prediction').dataset.final === 'true'"
+                               " && !document.getElementById('feedback').hidden")
+        shown = page.locator("#prediction").text_content()
+        wrong_label = "7" if shown != "7" else "1"
+        page.locator("#feedback-wrong").click()
+        page.locator(f'#feedback-digits button[data-label="{wrong_label}"]').click()
+        page.wait_for_function("() => document.getElementById('feedback').dataset.sent !== undefined")
+        assert wrong_label in page.locator("#feedback-status").text_content()
+        stats = httpx.get(f"{s.url}/api/stats").json()
+        assert stats["feedback"] == 1 and stats["feedback_accuracy"] == 0.0
+        # The keyboard works too: a new drawing, then Tab to "Right" and Enter.
+        page.locator("#clear").click()
+        draw_one(page)
+        page.wait_for_function("() => document.getElementById('prediction').dataset.final === 'true'"
+                               " && !document.getElementById('feedback').hidden"
+                               " && document.getElementById('feedback').dataset.sent === undefined")
+        page.locator("#feedback-right").focus()
+        page.keyboard.press("Enter")
+        page.wait_for_function("() => document.getElementById('feedback').dataset.sent !== undefined")
+        assert httpx.get(f"{s.url}/api/stats").json()["feedback"] == 2
+        assert page.evaluate("window.__csp") == [] and errors == []
