@@ -286,6 +286,13 @@ def segment(source: ImageSource | np.ndarray, *, max_pixels: int = MAX_PIXELS) -
     return [s for ways in _analyse(source, max_pixels) for s in ways[0]]
 
 
+def _digit(p: Any) -> int | None:
+    """The digit a Prediction stands for in a number: its answer, or its best guess when only unsure."""
+    if p.input is None or p.digit is not None or getattr(p, "reason", None) != "low_confidence":
+        return None if p.input is None else p.digit
+    return int(np.argmax(p.probabilities))
+
+
 def read_number(
     model: Any, source: ImageSource | np.ndarray, *, max_pixels: int = MAX_PIXELS
 ) -> NumberResult:
@@ -293,7 +300,8 @@ def read_number(
 
     Where digits touch, each plausible count of digits is cut and recognised, and the cut whose digits the
     model is surest of (geometric mean of confidences) wins: a wrong cut leaves half-digits the model
-    doubts. Pieces the model rejects (no digit: blank, not digit-like) are left out of the number."""
+    doubts. Pieces that are not digits (blank, not digit-like) are left out of the number; a digit the model
+    is unsure of stays in, with its low confidence: dropping it would silently change the number."""
     ways = _analyse(source, max_pixels)
     flat = [s for w in ways for cut in w for s in cut]
     crops = [to_mnist(s.image) for s in flat]
@@ -304,8 +312,8 @@ def read_number(
         for rank, cut in enumerate(group):
             found = [(s, next(predictions)) for s in cut]
             found = [
-                DigitBox(p.digit, p.confidence, s.box, p.probabilities, p.input)
-                for s, p in found if p.input is not None and p.digit is not None
+                DigitBox(_digit(p), p.confidence, s.box, p.probabilities, p.input)
+                for s, p in found if _digit(p) is not None
             ]
             score = np.mean([np.log(max(d.confidence, 1e-9)) for d in found]) if found else -np.inf
             score -= PRIOR_PENALTY * rank
