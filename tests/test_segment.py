@@ -165,3 +165,23 @@ def test_drawn_numbers_are_read(model):
             assert len(d.probabilities) == 10 and d.input.shape == (28, 28)
     assert right / total >= 0.9, (right, total)
     assert exact >= 7
+
+
+class _Refusing:
+    """A model that answers every piece with "no digit" for one reason, its best guess being a 3."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def predict_mnist(self, images):
+        from digitrec.predictor import Prediction
+
+        probs = tuple(0.6 if d == 3 else 0.4 / 9 for d in range(10))
+        return [Prediction(None, 0.6, probs, im, self.reason) for im in images]
+
+
+def test_unsure_digits_stay_in_the_number_and_non_digits_do_not():
+    image = draw_number("52", 0)
+    unsure = read_number(_Refusing("low_confidence"), image)
+    assert unsure.number == "33" and [d.confidence for d in unsure.digits] == [0.6, 0.6]
+    assert read_number(_Refusing("not_digit_like"), image).number == ""
