@@ -15,7 +15,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -197,11 +197,6 @@ class FeedbackStore:
         pid, model, digit, conf, blob, created = rows[0]
         image = None if blob is None else np.frombuffer(bytes(blob), np.uint8).reshape(28, 28)
         return Record(pid, model, digit, float(conf), image, float(created))
-
-    def iter_ids(self) -> Iterator[str]:
-        with self._lock:
-            rows = self._execute("SELECT id FROM predictions ORDER BY created")
-        return (r[0] for r in rows)
 
 
 def _summary(n: int, f: int, right: int) -> dict[str, Any]:
