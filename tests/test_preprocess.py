@@ -22,9 +22,7 @@ def draw_seven(size: int = 200, box: tuple[int, int, int, int] = (50, 30, 150, 1
     """A dark '7' on white paper: asymmetric, so rotations and flips are visible."""
     im = Image.new("L", (size, size), 255)
     x0, y0, x1, y1 = box
-    ImageDraw.Draw(im).line(
-        [(x0, y0), (x1, y0), (x0 + (x1 - x0) // 3, y1)], fill=0, width=width, joint="curve"
-    )
+    ImageDraw.Draw(im).line([(x0, y0), (x1, y0), (x0 + (x1 - x0) // 3, y1)], fill=0, width=width, joint="curve")
     return im
 
 
@@ -112,9 +110,7 @@ def test_exif_orientation_is_applied(seven, ref):
 
 def test_animated_gif_uses_the_first_frame(seven, ref):
     other = draw_seven(box=(60, 40, 80, 170))  # a thin '1'-like shape
-    data = png_bytes(
-        seven.convert("P"), "GIF", save_all=True, append_images=[other.convert("P")], duration=100
-    )
+    data = png_bytes(seven.convert("P"), "GIF", save_all=True, append_images=[other.convert("P")], duration=100)
     assert Image.open(io.BytesIO(data)).n_frames == 2
     assert close(to_mnist(data), ref)
 
@@ -207,12 +203,7 @@ def _png_header_only(width: int, height: int) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(b"\0" * 10))
-        + chunk(b"IEND", b"")
-    )
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b"")
 
 
 @pytest.mark.parametrize("size", [(100_000, 100_000), (5000, 5000), (4097, 4096)])

@@ -185,13 +185,7 @@ def _catmull_rom(pts: np.ndarray, per_segment: int = 12) -> np.ndarray:
     for i in range(1, len(p) - 2):
         p0, p1, p2, p3 = p[i - 1], p[i], p[i + 1], p[i + 2]
         out.append(
-            0.5
-            * (
-                2 * p1
-                + (p2 - p0) * t
-                + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t**2
-                + (3 * p1 - p0 - 3 * p2 + p3) * t**3
-            )
+            0.5 * (2 * p1 + (p2 - p0) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t**2 + (3 * p1 - p0 - 3 * p2 + p3) * t**3)
         )
     out.append(pts[-1:])
     return np.vstack(out)
@@ -229,9 +223,7 @@ def _sample(digit: int, rng: np.random.Generator, size: int) -> tuple[list[np.nd
     scale = np.array([aspect * height / max(hi[0] - lo[0], 0.1), height / (hi[1] - lo[1])])
     transform = np.array([[c, -s], [s, c]]) @ np.array([[1, -shear], [0, 1]]) @ np.diag(scale)
     strokes = [(p - (lo + hi) / 2) @ transform.T for p in strokes]
-    pen = min(
-        rng.choice([rng.uniform(1.5, 6), rng.uniform(6, 16), rng.uniform(16, 44)]) * size / 280, height / 3.5
-    )
+    pen = min(rng.choice([rng.uniform(1.5, 6), rng.uniform(6, 16), rng.uniform(16, 44)]) * size / 280, height / 3.5)
     pts = np.vstack(strokes)
     k = min(1.0, size / (pts.max(0) - pts.min(0) + 2 * pen).max())  # slant and rotation can overflow
     strokes, pen = [p * k for p in strokes], pen * k
@@ -285,9 +277,7 @@ def render(digit: int, rng: np.random.Generator, style: str = "canvas", size: in
     h, w = ink.shape
     if style == "chalk":
         texture = np.clip(rng.uniform(0.55, 0.9) + rng.normal(0, 0.25, (h, w)), 0, 1)
-        board = rng.uniform(15, 70) * np.array(
-            [rng.uniform(0.6, 1), rng.uniform(0.8, 1.2), rng.uniform(0.6, 1)]
-        )
+        board = rng.uniform(15, 70) * np.array([rng.uniform(0.6, 1), rng.uniform(0.8, 1.2), rng.uniform(0.6, 1)])
         chalk = rng.uniform(190, 250)
         a = (ink * texture)[..., None]
         rgb = board * (1 - a) + chalk * a + rng.normal(0, 4, (h, w, 1))
