@@ -65,6 +65,7 @@ def test_json_lines(images):
         "digit": None,
         "confidence": 0.0,
         "probabilities": [0.0] * 10,
+        "reason": "blank",
     }
 
 
