@@ -24,6 +24,7 @@ COPY --from=build /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     OMP_NUM_THREADS=1 \
+    MALLOC_ARENA_MAX=2 \
     PORT=8000 \
     WEB_CONCURRENCY=2 \
     DIGITREC_DATA_DIR=/data \
