@@ -40,6 +40,7 @@ lint: setup-dev
 bundle: setup-dev
 	$(VENV)/bin/digitrec train --preset fast --epochs 20 --seed 0 --out runs/bundled
 	cp runs/bundled/model.onnx runs/bundled/model_card.json src/digitrec/bundled/
+	$(VENV)/bin/digitrec calibrate src/digitrec/bundled
 
 bench: setup-dev
 	$(PY) benchmarks/train_speed.py

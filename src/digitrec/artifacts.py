@@ -47,7 +47,9 @@ def command_line() -> str:
     argv = list(sys.argv)
     if argv and Path(argv[0]).name in ("digitrec", "__main__.py", "-m"):
         argv[0] = "digitrec"
-    return shlex.join(argv)
+    # A resumed run ends with exactly the weights of an uninterrupted one, so the command that reproduces
+    # the model is the same command without --resume.
+    return shlex.join(a for a in argv if a != "--resume")
 
 
 def write_json(path: Path, obj: dict) -> None:
@@ -65,6 +67,8 @@ def write_run_folder(result, cfg, *, device: str, seconds: float, data_dir: Path
 
     out: Path = result.out
     model = result.model
+    # A card left by an earlier run in this folder describes another model.onnx: it must not vouch for ours.
+    (out / "model_card.json").unlink(missing_ok=True)
     save_weights(model, out / "model.safetensors")
     trainable, total = count_parameters(model)
     config = {
