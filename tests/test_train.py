@@ -53,14 +53,15 @@ def test_short_run_lowers_the_loss_and_writes_the_whole_run_folder(mnist_cache, 
     card = json.loads((run / "model_card.json").read_text())
     assert card["test_accuracy"] == metrics["accuracy"] and card["onnx_torch_max_abs_diff"] < 1e-4
 
-    # A second run into the same folder replaces the model, and the old card must not get in its way.
-    digitrec("train", *TINY, "--epochs", "1", "--seed", "1", "--out", run)
-    again = json.loads((run / "model_card.json").read_text())
-    assert again["onnx_sha256"] != card["onnx_sha256"] and again["epochs_run"] == 1
     cal = card["calibration"]
     assert cal["ece_after"] <= cal["ece_before"] and cal["temperature"] > 0
     assert cal["command"].startswith("digitrec train")
     assert load_model(run).rules.temperature == cal["temperature"]  # the card still pins the ONNX file
+
+    # A second run into the same folder replaces the model, and the old card must not get in its way.
+    digitrec("train", *TINY, "--epochs", "1", "--seed", "1", "--out", run)
+    again = json.loads((run / "model_card.json").read_text())
+    assert again["onnx_sha256"] != card["onnx_sha256"] and again["epochs_run"] == 1
 
 
 def test_resume_after_sigkill_matches_uninterrupted_run(mnist_cache, tmp_path):
