@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -84,15 +85,12 @@ def reject_threshold(confidence: np.ndarray, fraction: float = REJECT_FRACTION) 
 
 def ink_features(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per 28x28 image: mean ink (0..1) and the number of ink pieces (> 0.5, at least 3 pixels)."""
-    from digitrec.segment import label
+    from digitrec.components import piece_sizes  # vectorised: this runs on every prediction
 
     x = np.asarray(images, np.float32).reshape(-1, 28, 28)
     if x.size and x.max() > 1.0:
         x = x / 255.0
-    pieces = np.empty(len(x), np.int64)
-    for i, im in enumerate(x):
-        lab, n = label(im > 0.5)
-        pieces[i] = int((np.bincount(lab.ravel(), minlength=n + 1)[1:] >= 3).sum()) if n else 0
+    pieces = np.array([np.count_nonzero(piece_sizes(im > 0.5) >= 3) for im in x], np.int64)
     return x.mean(axis=(1, 2)), pieces
 
 
@@ -127,10 +125,18 @@ class Rules:
     def distance(self, logits: np.ndarray) -> np.ndarray:
         """Mahalanobis distance of each logit vector to its predicted class's mean (0 if not fitted)."""
         z = np.asarray(logits, np.float64).reshape(-1, 10)
-        if self.class_means is None or self.precision is None:
+        if self._arrays is None:
             return np.zeros(len(z))
-        d = z - np.asarray(self.class_means)[z.argmax(axis=1)]
-        return np.sqrt(np.maximum(np.einsum("ni,ij,nj->n", d, np.asarray(self.precision), d), 0))
+        means, precision = self._arrays
+        d = z - means[z.argmax(axis=1)]
+        return np.sqrt(np.maximum(np.einsum("ni,ij,nj->n", d, precision, d), 0))
+
+    @cached_property
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """class_means and precision as arrays, made once: `distance` runs on every prediction."""
+        if self.class_means is None or self.precision is None:
+            return None
+        return np.asarray(self.class_means, np.float64), np.asarray(self.precision, np.float64)
 
     def reasons(self, images: np.ndarray, logits: np.ndarray) -> list[str | None]:
         """Per image (28x28, MNIST form) and its raw logits: None to answer, else why not."""
