@@ -18,6 +18,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 import httpx
@@ -26,11 +27,13 @@ import numpy as np
 from digitrec.synth import render
 
 
-def start_server(model: str | None) -> tuple[subprocess.Popen, str]:
+def start_server(model: str | None, db: str) -> tuple[subprocess.Popen, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, **({"DIGITREC_MODEL": model} if model else {})}
+    # The feedback store stays on (each prediction is recorded, as in production) but in a throwaway
+    # SQLite file: the default one is the user's own store, which a benchmark must not fill with its images.
+    env = {**os.environ, "DIGITREC_DB": db, **({"DIGITREC_MODEL": model} if model else {})}
     cmd = [sys.executable, "-m", "uvicorn", "--factory", "digitrec.web.app:create_app", "--port", str(port)]
     proc = subprocess.Popen(cmd + ["--log-level", "warning", "--no-access-log"], env=env)
     url = f"http://127.0.0.1:{port}"
@@ -55,7 +58,8 @@ def main() -> None:
     png = buf.getvalue()
     data_url = "data:image/png;base64," + base64.b64encode(png).decode()
 
-    proc, url = start_server(args.model)
+    tmp = tempfile.TemporaryDirectory(prefix="digitrec-latency-")
+    proc, url = start_server(args.model, f"sqlite:///{tmp.name}/feedback.db")
     try:
         with httpx.Client(base_url=url, timeout=30) as client:
             requests = {
@@ -80,6 +84,7 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        tmp.cleanup()
 
     base = statistics.median(times["GET /healthz"])
     print(f"model {model['name']} {model['version']} · {len(png)} byte PNG (280x280) · n={args.n}")
