@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
@@ -111,3 +112,22 @@ def test_torchrun_with_two_cpu_processes_trains_and_writes_one_run_folder(mnist_
     rows = log_rows(run)
     assert len(rows) == 2 and float(rows[-1]["val_acc"]) > 0.7
     assert json.loads((run / "model_card.json").read_text())["test_accuracy"] > 0.7
+
+
+def test_extra_data_from_feedback_is_appended_to_the_training_set(mnist_cache, tmp_path):
+    from digitrec.data import encode_idx
+    from digitrec.feedback_store import IMAGES_FILE, LABELS_FILE
+
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    rng = np.random.default_rng(0)
+    (extra / IMAGES_FILE).write_bytes(encode_idx(rng.integers(0, 256, (200, 28, 28), dtype=np.uint8)))
+    (extra / LABELS_FILE).write_bytes(encode_idx(rng.integers(0, 10, 200, dtype=np.uint8)))
+    run = tmp_path / "run"
+    digitrec("train", "--preset", "fast", "--limit", "1000", "--epochs", "1", "--quiet", "--extra-data", extra,
+             "--out", run)
+    data = json.loads((run / "config.json").read_text())["data"]
+    assert data["train_images"] == 1200 and data["extra_data"] == str(extra)
+
+    bad = digitrec("train", "--limit", "1000", "--epochs", "1", "--extra-data", tmp_path, "--out", run, check=False)
+    assert bad.returncode != 0 and "feedback export" in bad.stderr and "Traceback" not in bad.stderr

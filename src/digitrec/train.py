@@ -215,6 +215,7 @@ class RunResult:
     model: nn.Module
     history: list[dict]
     best_epoch: int
+    train_images: int  # what the model was fitted on: the split (or --limit) plus any --extra-data
 
 
 def train(
@@ -315,7 +316,7 @@ def train(
     else:
         best_epoch = history[-1]["epoch"] if history else 0
     bare.eval()
-    return RunResult(out=out, model=bare, history=history, best_epoch=best_epoch)
+    return RunResult(out=out, model=bare, history=history, best_epoch=best_epoch, train_images=len(x_train))
 
 
 def resolve_config(preset: str, **overrides) -> TrainConfig:
