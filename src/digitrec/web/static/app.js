@@ -3,15 +3,8 @@
 "use strict";
 
 (() => {
-  const PEN = 0.075;          // pen width as a fraction of the canvas side: same look at every size
-  const EXPORT_SIZE = 280;    // the PNG sent to the server: small to encode and upload, plenty for 28x28
   const THROTTLE_MS = 150;    // at most one live prediction per this interval while drawing
 
-  const canvas = document.getElementById("canvas");
-  const ctx = canvas.getContext("2d");
-  const placeholder = document.getElementById("placeholder");
-  const undoBtn = document.getElementById("undo");
-  const clearBtn = document.getElementById("clear");
   const predictionEl = document.getElementById("prediction");
   const confidenceEl = document.getElementById("confidence");
   const statusEl = document.getElementById("status");
@@ -24,148 +17,33 @@
     value: li.querySelector(".bar-value"),
   }));
 
-  // Strokes are kept as points in unit coordinates (0..1), so the drawing survives resizes, undo is a
-  // redraw without the last stroke, and the exported PNG is rendered at a fixed size.
-  const strokes = [];
-  let activePointer = null;
   let version = 0;            // bumped on every change; answers for older drawings are not shown as final
 
-  // -- drawing ----------------------------------------------------------------------------------------
-  function pathStroke(c, pts, size, color) {
-    c.strokeStyle = color;
-    c.fillStyle = color;
-    c.lineWidth = PEN * size;
-    c.lineCap = "round";
-    c.lineJoin = "round";
-    const p = pts.map(([x, y]) => [x * size, y * size]);
-    if (p.length === 1) {
-      c.beginPath();
-      c.arc(p[0][0], p[0][1], c.lineWidth / 2, 0, 2 * Math.PI);
-      c.fill();
-      return;
-    }
-    // Quadratic curves through the midpoints: smooth strokes from jittery pointer samples.
-    c.beginPath();
-    c.moveTo(p[0][0], p[0][1]);
-    for (let i = 1; i < p.length - 1; i++) {
-      const mx = (p[i][0] + p[i + 1][0]) / 2;
-      const my = (p[i][1] + p[i + 1][1]) / 2;
-      c.quadraticCurveTo(p[i][0], p[i][1], mx, my);
-    }
-    const last = p[p.length - 1];
-    c.lineTo(last[0], last[1]);
-    c.stroke();
-  }
-
-  let frame = 0;
-  function redraw() {
-    frame = 0;
-    ctx.clearRect(0, 0, canvas.width, canvas.height);
-    const ink = getComputedStyle(canvas).color;
-    for (const s of strokes) pathStroke(ctx, s, canvas.width, ink);
-  }
-  const scheduleRedraw = () => { if (!frame) frame = requestAnimationFrame(redraw); };
-
-  function fitCanvas() {
-    // Backing store at device resolution for crisp ink on high-DPI screens.
-    const side = Math.max(1, Math.round(canvas.getBoundingClientRect().width * (window.devicePixelRatio || 1)));
-    if (canvas.width !== side) {
-      canvas.width = side;
-      canvas.height = side;
-    }
-    redraw();
-  }
-  new ResizeObserver(fitCanvas).observe(canvas);
-  window.matchMedia("(prefers-color-scheme: dark)").addEventListener?.("change", scheduleRedraw);
-
-  function exportPNG() {
-    // Dark ink on white at a fixed size, whatever the theme or screen: preprocessing handles the rest.
-    const off = document.createElement("canvas");
-    off.width = EXPORT_SIZE;
-    off.height = EXPORT_SIZE;
-    const c = off.getContext("2d");
-    c.fillStyle = "#ffffff";
-    c.fillRect(0, 0, EXPORT_SIZE, EXPORT_SIZE);
-    for (const s of strokes) pathStroke(c, s, EXPORT_SIZE, "#000000");
-    return off.toDataURL("image/png");
-  }
-
-  function point(e) {
-    const r = canvas.getBoundingClientRect();
-    const clamp = (v) => Math.min(1, Math.max(0, v));
-    return [clamp((e.clientX - r.left) / r.width), clamp((e.clientY - r.top) / r.height)];
-  }
-
-  function changed() {
-    version++;
-    const empty = strokes.length === 0;
-    undoBtn.disabled = empty;
-    clearBtn.disabled = empty;
-    placeholder.classList.toggle("hidden", !empty);
-    canvas.classList.toggle("has-ink", !empty);
-  }
-
-  canvas.addEventListener("pointerdown", (e) => {
-    if (activePointer !== null || (e.pointerType === "mouse" && e.button !== 0)) return;
-    e.preventDefault();
-    activePointer = e.pointerId;
-    try { canvas.setPointerCapture(e.pointerId); } catch { /* synthetic events have no capture */ }
-    strokes.push([point(e)]);
-    changed();
-    scheduleRedraw();
-    requestPrediction(false);
+  // -- drawing (pad.js) -------------------------------------------------------------------------------
+  const pad = createPad(document.getElementById("canvas"), {
+    pen: 0.075,
+    exportWidth: 280,         // the PNG sent to the server: small to encode and upload, plenty for 28x28
+    exportHeight: 280,
+    square: true,
+    undoButton: document.getElementById("undo"),
+    clearButton: document.getElementById("clear"),
+    placeholder: document.getElementById("placeholder"),
+    onChange(what) {
+      version++;
+      // Mid-stroke: a throttled live guess; otherwise (stroke ended, undo, clear) the final answer, right away.
+      requestPrediction(what !== "start" && what !== "move");
+    },
   });
+  const strokes = pad.strokes;
+  // The ink is the theme's text colour: redraw when the theme flips.
+  window.matchMedia("(prefers-color-scheme: dark)").addEventListener?.("change", pad.scheduleRedraw);
 
-  canvas.addEventListener("pointermove", (e) => {
-    if (e.pointerId !== activePointer) return;
-    e.preventDefault();
-    const stroke = strokes[strokes.length - 1];
-    const samples = typeof e.getCoalescedEvents === "function" ? e.getCoalescedEvents() : [];
-    for (const ev of samples.length ? samples : [e]) stroke.push(point(ev));
-    version++;
-    scheduleRedraw();
-    requestPrediction(false);
-  });
-
-  function endStroke(e) {
-    if (e.pointerId !== activePointer) return;
-    activePointer = null;
-    version++;
-    scheduleRedraw();
-    requestPrediction(true);  // the final answer, right away
-  }
-  canvas.addEventListener("pointerup", endStroke);
-  canvas.addEventListener("pointercancel", endStroke);
-  canvas.addEventListener("lostpointercapture", endStroke);
-  // Belt and braces for browsers that ignore touch-action: a finger on the pad never scrolls the page.
-  canvas.addEventListener("touchstart", (e) => e.preventDefault(), { passive: false });
-  canvas.addEventListener("touchmove", (e) => e.preventDefault(), { passive: false });
-
-  function undo() {
-    if (!strokes.length) return;
-    strokes.pop();
-    activePointer = null;
-    changed();
-    redraw();
-    requestPrediction(true);
-  }
-
-  function clear() {
-    strokes.length = 0;
-    activePointer = null;
-    changed();
-    redraw();
-    requestPrediction(true);
-  }
-
-  undoBtn.addEventListener("click", undo);
-  clearBtn.addEventListener("click", clear);
   document.addEventListener("keydown", (e) => {
     if ((e.ctrlKey || e.metaKey) && !e.shiftKey && e.key.toLowerCase() === "z") {
       e.preventDefault();
-      undo();
+      pad.undo();
     } else if (e.key === "Escape") {
-      clear();
+      pad.clear();
     }
   });
 
@@ -214,7 +92,7 @@
       const res = await fetch("/api/predict", {
         method: "POST",
         headers: { "content-type": "application/json" },
-        body: JSON.stringify({ image: exportPNG() }),
+        body: JSON.stringify({ image: pad.exportPNG() }),
       });
       const data = await res.json().catch(() => ({}));
       if (!res.ok) throw new Error(data.detail || `the server answered ${res.status}`);
@@ -291,7 +169,6 @@
     } catch { /* the footer keeps its default text */ }
   }
 
-  changed();
   setBusy(false);
   drawSeen(null);
   loadModelInfo();

@@ -4,7 +4,6 @@
 "use strict";
 
 (() => {
-  const PEN = 0.07;            // pen width as a fraction of the pad's height
   const EXPORT_W = 840;        // the PNG sent to the server (3:1, as the pad); boxes come back in its pixels
   const EXPORT_H = 280;
 
@@ -12,12 +11,7 @@
   const modeBtn = $("mode-number");
   const digitSection = $("digit-section");
   const numberSection = $("number-section");
-  const canvas = $("number-canvas");
-  const ctx = canvas.getContext("2d");
-  const placeholder = $("number-placeholder");
   const boxesEl = $("number-boxes");
-  const undoBtn = $("number-undo");
-  const clearBtn = $("number-clear");
   const numberEl = $("number");
   const numberConfEl = $("number-confidence");
   const digitsEl = $("number-digits");
@@ -35,136 +29,29 @@
     digitSection.hidden = on;
     numberSection.hidden = !on;
     document.body.classList.toggle("number-mode", on);
-    if (on) fitCanvas();
+    if (on) pad.fit();  // it was hidden: size it now
     if (on !== (location.hash === "#number")) history.replaceState(null, "", on ? "#number" : location.pathname);
   }
   modeBtn.addEventListener("click", () => setMode(!numberMode));
 
-  // -- the wide pad: strokes in unit coordinates (x / width, y / height), as on the digit pad -------------
-  const strokes = [];
-  let activePointer = null;
-  let version = 0;
+  // -- the wide pad (pad.js) ----------------------------------------------------------------------------
+  let version = 0;            // bumped on every change; answers for older drawings are dropped
 
-  function pathStroke(c, pts, w, h, color) {
-    c.strokeStyle = color;
-    c.fillStyle = color;
-    c.lineWidth = PEN * h;
-    c.lineCap = "round";
-    c.lineJoin = "round";
-    const p = pts.map(([x, y]) => [x * w, y * h]);
-    c.beginPath();
-    if (p.length === 1) {
-      c.arc(p[0][0], p[0][1], c.lineWidth / 2, 0, 2 * Math.PI);
-      c.fill();
-      return;
-    }
-    c.moveTo(p[0][0], p[0][1]);
-    for (let i = 1; i < p.length - 1; i++) {  // quadratic curves through the midpoints: smooth strokes
-      c.quadraticCurveTo(p[i][0], p[i][1], (p[i][0] + p[i + 1][0]) / 2, (p[i][1] + p[i + 1][1]) / 2);
-    }
-    c.lineTo(p[p.length - 1][0], p[p.length - 1][1]);
-    c.stroke();
-  }
-
-  let frame = 0;
-  function redraw() {
-    frame = 0;
-    ctx.clearRect(0, 0, canvas.width, canvas.height);
-    const ink = getComputedStyle(canvas).color;
-    for (const s of strokes) pathStroke(ctx, s, canvas.width, canvas.height, ink);
-  }
-  const scheduleRedraw = () => { if (!frame) frame = requestAnimationFrame(redraw); };
-
-  function fitCanvas() {
-    const r = canvas.getBoundingClientRect();
-    if (!r.width) return;  // hidden
-    const dpr = window.devicePixelRatio || 1;
-    const w = Math.max(1, Math.round(r.width * dpr));
-    const h = Math.max(1, Math.round(r.height * dpr));
-    if (canvas.width !== w || canvas.height !== h) {
-      canvas.width = w;
-      canvas.height = h;
-    }
-    redraw();
-  }
-  new ResizeObserver(fitCanvas).observe(canvas);
-
-  function exportPNG() {
-    const off = document.createElement("canvas");
-    off.width = EXPORT_W;
-    off.height = EXPORT_H;
-    const c = off.getContext("2d");
-    c.fillStyle = "#ffffff";
-    c.fillRect(0, 0, EXPORT_W, EXPORT_H);
-    for (const s of strokes) pathStroke(c, s, EXPORT_W, EXPORT_H, "#000000");
-    return off.toDataURL("image/png");
-  }
-
-  function point(e) {
-    const r = canvas.getBoundingClientRect();
-    const clamp = (v) => Math.min(1, Math.max(0, v));
-    return [clamp((e.clientX - r.left) / r.width), clamp((e.clientY - r.top) / r.height)];
-  }
-
-  function changed() {
-    version++;
-    const empty = strokes.length === 0;
-    undoBtn.disabled = empty;
-    clearBtn.disabled = empty;
-    placeholder.classList.toggle("hidden", !empty);
-    canvas.classList.toggle("has-ink", !empty);
-    showBoxes([]);  // the old boxes no longer match the drawing
-  }
-
-  canvas.addEventListener("pointerdown", (e) => {
-    if (activePointer !== null || (e.pointerType === "mouse" && e.button !== 0)) return;
-    e.preventDefault();
-    activePointer = e.pointerId;
-    try { canvas.setPointerCapture(e.pointerId); } catch { /* synthetic events have no capture */ }
-    strokes.push([point(e)]);
-    changed();
-    scheduleRedraw();
+  const pad = createPad($("number-canvas"), {
+    pen: 0.07,
+    exportWidth: EXPORT_W,
+    exportHeight: EXPORT_H,
+    undoButton: $("number-undo"),
+    clearButton: $("number-clear"),
+    placeholder: $("number-placeholder"),
+    onChange(what) {
+      if (what === "move") return;           // several strokes per digit: no live guesses mid-stroke
+      version++;
+      if (what !== "end") showBoxes([]);     // the old boxes no longer match the drawing
+      if (what !== "start") request();       // a number is read when a stroke ends, and on undo/clear
+    },
   });
-
-  canvas.addEventListener("pointermove", (e) => {
-    if (e.pointerId !== activePointer) return;
-    e.preventDefault();
-    const samples = typeof e.getCoalescedEvents === "function" ? e.getCoalescedEvents() : [];
-    for (const ev of samples.length ? samples : [e]) strokes[strokes.length - 1].push(point(ev));
-    scheduleRedraw();
-  });
-
-  function endStroke(e) {
-    if (e.pointerId !== activePointer) return;
-    activePointer = null;
-    version++;
-    scheduleRedraw();
-    request();  // a number is read when a stroke ends (several strokes per digit: no live guesses)
-  }
-  canvas.addEventListener("pointerup", endStroke);
-  canvas.addEventListener("pointercancel", endStroke);
-  canvas.addEventListener("lostpointercapture", endStroke);
-  canvas.addEventListener("touchstart", (e) => e.preventDefault(), { passive: false });
-  canvas.addEventListener("touchmove", (e) => e.preventDefault(), { passive: false });
-
-  function undo() {
-    if (!strokes.length) return;
-    strokes.pop();
-    activePointer = null;
-    changed();
-    redraw();
-    request();
-  }
-
-  function clear() {
-    strokes.length = 0;
-    activePointer = null;
-    changed();
-    redraw();
-    request();
-  }
-  undoBtn.addEventListener("click", undo);
-  clearBtn.addEventListener("click", clear);
+  const strokes = pad.strokes;
 
   // Capture phase on window: in number mode these keys act on this pad, and the hidden digit pad
   // (app.js listens on document) never sees them.
@@ -178,10 +65,10 @@
     if ((e.ctrlKey || e.metaKey) && !e.shiftKey && e.key.toLowerCase() === "z") {
       e.preventDefault();
       e.stopPropagation();
-      undo();
+      pad.undo();
     } else if (e.key === "Escape") {
       e.stopPropagation();
-      clear();
+      pad.clear();
     }
   }, true);
 
@@ -210,7 +97,7 @@
       const res = await fetch("/api/predict/number", {
         method: "POST",
         headers: { "content-type": "application/json" },
-        body: JSON.stringify({ image: exportPNG() }),
+        body: JSON.stringify({ image: pad.exportPNG() }),
       });
       const data = await res.json().catch(() => ({}));
       if (!res.ok) throw new Error(data.detail || `the server answered ${res.status}`);
