@@ -14,15 +14,6 @@ from live_server import live_server
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 # Timestamps for the latency check: when the pen lifted, and when the answer on screen last changed.
 PROBE = """
 window.__up = 0; window.__shown = 0;
@@ -47,15 +38,6 @@ SEEN = """() => { const c = document.getElementById('model-input');
 def server():
     with live_server() as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        b.close()
 
 
 def open_page(browser, server, **context):

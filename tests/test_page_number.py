@@ -11,9 +11,6 @@ from live_server import live_server
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
 NUMBER_SETTLED = """() => document.querySelector('.number-answer').getAttribute('aria-busy') === 'false'
   && document.getElementById('number').dataset.final === 'true'"""
 SALIENCY = """() => { const c = document.getElementById('saliency');
@@ -25,15 +22,6 @@ SALIENCY = """() => { const c = document.getElementById('saliency');
 def server():
     with live_server() as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture
