@@ -8,18 +8,25 @@ the webcam all go through `to_mnist`. NumPy + Pillow only: this is the serving h
 
 from __future__ import annotations
 
-import io
 import math
-import warnings
-from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from digitrec.components import run_components, runs
-from digitrec.errors import DigitrecError
+from digitrec.images import (
+    MAX_PIXELS,
+    ImageError,
+    ImageSource,
+    array_to_gray,
+    grey8,
+    image_to_gray,
+    open_image,
+)
 
-MAX_PIXELS = 4096 * 4096
+__all__ = ["BOX", "MAX_PIXELS", "STROKE", "ImageError", "ImageSource", "open_image", "stroke_width", "to_gray",
+           "to_mnist"]  # decoding lives in digitrec.images; its names are re-exported for callers of this module
+
 # Defaults measured with benchmarks/handwriting.py (4,000 synthetic drawings, scans, photos and chalk, never
 # MNIST; confirmed on a second seed): box 18 + stroke 2.5 beat MNIST's own box 20 on 29 images and lost 4.
 BOX = 18  # side of the square the ink's bounding box is scaled into (MNIST used 20)
@@ -28,129 +35,11 @@ MIN_CONTRAST = 24.0  # ink must differ from the paper by this much (0..255) or t
 _WORK = (112, 384)  # long side of the working image: enough detail for a 20 px box, fast on a 4096^2 photo
 _SPECK = 0.1  # ink blobs smaller than this fraction of the largest one are specks, not strokes
 
-ImageSource = str | Path | bytes | bytearray | Image.Image
-
-
-class ImageError(DigitrecError):
-    """The input cannot be read as an image: empty, truncated, not an image, or too large."""
-
-
-def open_image(
-    source: ImageSource, *, max_pixels: int = MAX_PIXELS, draft: tuple[int, int] | None = None
-) -> Image.Image:
-    """Decode a path, bytes or PIL image, refusing huge ones before decoding (PNG bombs).
-
-    Returns a fully loaded single-frame image (first frame of an animation), EXIF orientation applied.
-    `draft` lets a JPEG decode at a reduced scale no smaller than that size: a 12 Mpx photo is 10x faster.
-    """
-    if isinstance(source, Image.Image):
-        _check_size(source.size, max_pixels)
-        return ImageOps.exif_transpose(source)
-    if isinstance(source, (str, Path)):
-        try:
-            data = Path(source).read_bytes()
-        except OSError as e:
-            raise ImageError(f"could not read the image {str(source)!r}: {e.strerror or e}.") from e
-    elif isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
-    else:
-        raise TypeError(f"expected a path, bytes, a PIL image or an array, got {type(source).__name__}")
-    if not data:
-        raise ImageError("could not read the image: the file is empty.")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we enforce our own limit
-        try:
-            im = Image.open(io.BytesIO(data))  # lazy: reads the header only
-        except Image.DecompressionBombError as e:
-            raise ImageError(f"the image is too large: {e}. Send at most {max_pixels} pixels.") from e
-        except Image.UnidentifiedImageError as e:
-            raise ImageError("could not read the image: it is not a PNG, JPEG, WebP, BMP or GIF file.") from e
-        except Exception as e:  # a header cut short or corrupt
-            raise ImageError("could not read the image: the file is truncated or corrupt.") from e
-        _check_size(im.size, max_pixels)
-        try:
-            if draft and im.format == "JPEG":
-                im.draft(None, draft)
-            im.load()  # decodes frame 0 only
-            return ImageOps.exif_transpose(im)  # a detached copy either way
-        except Exception as e:
-            raise ImageError("could not read the image: the file is truncated or corrupt.") from e
-
-
-def _check_size(size: tuple[int, int], max_pixels: int) -> None:
-    w, h = size
-    if w * h > max_pixels:
-        raise ImageError(
-            f"the image is too large: {w}x{h} pixels; send at most {max_pixels} pixels "
-            f"(e.g. {math.isqrt(max_pixels)}x{math.isqrt(max_pixels)})."
-        )
-    if w < 1 or h < 1:
-        raise ImageError("could not read the image: it has no pixels.")
-
-
 def to_gray(source: ImageSource | np.ndarray, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Any image or array -> (H, W) float32 grey levels 0..255; transparency is composited on white."""
     if isinstance(source, np.ndarray):
-        return _array_to_gray(source, max_pixels)
-    return _image_to_gray(open_image(source, max_pixels=max_pixels, draft=(_WORK[1], _WORK[1])), max_pixels)
-
-
-def _grey8(im: Image.Image) -> Image.Image | None:
-    """The image as Pillow 8-bit grey ('L') when that loses nothing we keep, else None (16-bit, alpha).
-    Pillow's luma (ITU-R 601 rounded to whole levels) is 4x faster than NumPy's on RGB, within half a level."""
-    if im.mode == "L":
-        return im
-    if im.mode == "1" or (im.mode == "RGB" and "transparency" not in im.info):
-        return im.convert("L")
-    if im.mode == "RGBA" and im.getextrema()[3][0] == 255:  # an opaque canvas (what browsers send):
-        return im.convert("L")  # nothing to composite
-    return None
-
-
-def _image_to_gray(im: Image.Image, max_pixels: int) -> np.ndarray:
-    grey = _grey8(im)
-    if grey is not None:
-        return np.asarray(grey, dtype=np.float32)
-    if im.mode.startswith("I") or im.mode == "F":  # 16/32-bit grey: keep the absolute scale
-        a = np.asarray(im, dtype=np.float32)
-        if im.mode.startswith("I;16") or (im.mode == "I" and a.max(initial=0) > 255):
-            a = a / 257.0
-        elif im.mode == "F" and a.max(initial=0) <= 1.0:
-            a = a * 255.0
-        return np.clip(np.nan_to_num(a), 0, 255)
-    try:
-        has_alpha = "A" in im.mode or "a" in im.mode or "transparency" in im.info
-        return _array_to_gray(np.asarray(im.convert("RGBA" if has_alpha else "RGB")), max_pixels)
-    except (ValueError, OSError) as e:
-        raise ImageError(f"could not read the image: colour mode {im.mode} is not supported.") from e
-
-
-def _array_to_gray(a: np.ndarray, max_pixels: int) -> np.ndarray:
-    if a.ndim == 3 and a.shape[2] == 1:
-        a = a[..., 0]
-    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)) or a.size == 0:
-        raise ValueError(f"expected an image array of shape (H, W), (H, W, 3) or (H, W, 4), got {a.shape}")
-    _check_size((a.shape[1], a.shape[0]), max_pixels)
-    if a.dtype == bool:
-        a = a.astype(np.float32) * 255
-    elif np.issubdtype(a.dtype, np.integer):
-        a = a.astype(np.float32)
-        if a.max() > 255:  # 16-bit
-            a /= 257.0
-    elif np.issubdtype(a.dtype, np.floating):
-        if not np.isfinite(a).all():
-            raise ValueError("the image array contains NaN or infinite values")
-        a = np.clip(a, 0, 255).astype(np.float32) * (255.0 if a.max() <= 1.0 else 1.0)  # 0..1 or 0..255
-    else:
-        raise ValueError(f"expected an integer, float or bool image array, got dtype {a.dtype}")
-    a = np.clip(a, 0, 255)
-    if a.ndim == 3:
-        rgb = a[..., :3]
-        if a.shape[2] == 4:  # composite on white paper
-            alpha = a[..., 3:] / 255.0
-            rgb = rgb * alpha + 255.0 * (1 - alpha)
-        a = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    return a.astype(np.float32)
+        return array_to_gray(source, max_pixels)
+    return image_to_gray(open_image(source, max_pixels=max_pixels, draft=(_WORK[1], _WORK[1])), max_pixels)
 
 
 def _resize(a: np.ndarray, size: tuple[int, int], resample=Image.Resampling.LANCZOS) -> np.ndarray:
@@ -401,9 +290,9 @@ def _ink_crop(source: ImageSource | np.ndarray, max_pixels: int) -> tuple[np.nda
         g = to_gray(source, max_pixels=max_pixels)
     else:
         im = open_image(source, max_pixels=max_pixels, draft=(_WORK[1], _WORK[1]))
-        grey = _grey8(im)
+        grey = grey8(im)
         if grey is None:
-            g = _image_to_gray(im, max_pixels)
+            g = image_to_gray(im, max_pixels)
     h, w = g.shape if g is not None else (grey.height, grey.width)
     scale = min(max(_WORK[0], max(h, w)), _WORK[1]) / max(h, w)
     if scale != 1:
