@@ -206,7 +206,11 @@ def bad_cases(drawings):
 @pytest.mark.parametrize("name", list(bad_requests(png(Image.new("L", (8, 8))))))
 def test_client_mistakes_are_4xx_json_and_the_server_stays_healthy(client, bad_cases, name):
     kwargs, status, phrase = bad_cases[name]
-    r = client.post("/api/predict", **kwargs)
+    assert_client_error(client, client.post("/api/predict", **kwargs), status, phrase)
+
+
+def assert_client_error(client: httpx.Client, r: httpx.Response, status: int, phrase: str) -> None:
+    """A 4xx with a readable JSON `detail` that says what was wrong, and a server that still answers."""
     assert r.status_code == status, r.text
     assert r.headers["content-type"].startswith("application/json")
     detail = r.json()["detail"]
