@@ -215,7 +215,6 @@ def predict(
     number: bool = typer.Option(False, "--number", help="Each image holds a number of several digits."),
 ) -> None:
     """Recognise the digit in each image: `file: 7 (99.8%)`, or `file: no digit` for a blank one."""
-    import json
 
     from digitrec.predictor import load_model
 
@@ -223,28 +222,36 @@ def predict(
         predictor = load_model(model)
     except DigitrecError as exc:
         fail(str(exc))
-    if number:
-        _predict_numbers(predictor, files, as_json)
-        return
+    line = _number_line if number else _digit_line
+    _for_each_file(files, lambda path: line(predictor, path, as_json))
+
+
+def _for_each_file(files: list[Path], line_for) -> None:
+    """One output line per readable file; for the others a clear error on stderr, then a non-zero exit."""
     failed = 0
     for path in files:
         try:
-            p = predictor.predict_image(path)
+            text = line_for(path)
         except DigitrecError as exc:  # unreadable, empty, truncated or too large: say so, go on
             err_console.print(f"{path}: error: {exc}", highlight=False, soft_wrap=True, markup=False)
             failed += 1
             continue
-        if as_json:
-            record = {"file": str(path), "digit": p.digit, "confidence": round(p.confidence, 6)}
-            record["probabilities"] = [round(v, 6) for v in p.probabilities]
-            record["reason"] = p.reason
-            typer.echo(json.dumps(record))
-        elif p.digit is None:
-            typer.echo(f"{path}: no digit" + ("" if p.is_blank else f" ({p.reason.replace('_', ' ')})"))
-        else:
-            typer.echo(f"{path}: {p.digit} ({p.confidence:.1%})")
+        typer.echo(text)
     if failed:
         fail(f"{failed} of {len(files)} file(s) could not be read.")
+
+
+def _digit_line(predictor, path: Path, as_json: bool) -> str:
+    """`file: 7 (99.8%)`, `file: no digit (reason)`, or the same as JSON."""
+    import json
+
+    p = predictor.predict_image(path)
+    if as_json:
+        return json.dumps({"file": str(path), "digit": p.digit, "confidence": round(p.confidence, 6),
+                           "probabilities": [round(v, 6) for v in p.probabilities], "reason": p.reason})
+    if p.digit is None:
+        return f"{path}: no digit" + ("" if p.is_blank else f" ({p.reason.replace('_', ' ')})")
+    return f"{path}: {p.digit} ({p.confidence:.1%})"
 
 
 @app.command()
@@ -326,28 +333,18 @@ def calibrate(
         f"validation digits refused; wrote {card_path}", highlight=False, soft_wrap=True)
 
 
-def _predict_numbers(predictor, files: list[Path], as_json: bool) -> None:
-    """`predict --number`: `file: 2024 (97.1%)`, one line per file (JSON with the digits' boxes)."""
+def _number_line(predictor, path: Path, as_json: bool) -> str:
+    """`predict --number`: `file: 2024 (97.1%)`, or JSON with the digits' boxes."""
     import json
 
     from digitrec.segment import read_number
 
-    failed = 0
-    for path in files:
-        try:
-            result = read_number(predictor, path)
-        except DigitrecError as exc:
-            err_console.print(f"{path}: error: {exc}", highlight=False, soft_wrap=True, markup=False)
-            failed += 1
-            continue
-        if as_json:
-            typer.echo(json.dumps({"file": str(path), **result.to_dict()}))
-        elif not result.number:
-            typer.echo(f"{path}: no digits")
-        else:
-            typer.echo(f"{path}: {result.number} ({result.confidence:.1%})")
-    if failed:
-        fail(f"{failed} of {len(files)} file(s) could not be read.")
+    result = read_number(predictor, path)
+    if as_json:
+        return json.dumps({"file": str(path), **result.to_dict()})
+    if not result.number:
+        return f"{path}: no digits"
+    return f"{path}: {result.number} ({result.confidence:.1%})"
 
 
 @app.command()
