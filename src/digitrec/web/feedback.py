@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException
 from digitrec.feedback_store import Record, StoreUnavailable
 from digitrec.web.observability import STORE_ERRORS, observe_predictions, set_model_info
 from digitrec.web.protection import require_admin
-from digitrec.web.schemas import ErrorOut
+from digitrec.web.schemas import error_responses
 
 log = logging.getLogger("digitrec.web")
 router = APIRouter()
@@ -118,16 +118,13 @@ class ReloadOut(BaseModel):
     candidate_share: float
 
 
-_STORE_ERRORS: dict[int | str, dict[str, Any]] = {
-    503: {"model": ErrorOut, "description": "the feedback database is unavailable"},
-}
+_STORE_ERRORS = error_responses({503: "the feedback database is unavailable"})
 
 
 @router.post(
     "/api/feedback",
     response_model=FeedbackOut,
-    responses={404: {"model": ErrorOut, "description": "unknown prediction id"},
-               422: {"model": ErrorOut, "description": "not {id, label 0-9}"}, **_STORE_ERRORS},
+    responses={**error_responses({404: "unknown prediction id", 422: "not {id, label 0-9}"}), **_STORE_ERRORS},
     summary="Tell the server what a prediction should have been",
 )
 def feedback(body: FeedbackIn, request: Request) -> FeedbackOut:
@@ -153,9 +150,9 @@ def stats(request: Request) -> StatsOut:
 @router.post(
     "/api/admin/reload",
     response_model=ReloadOut,
-    responses={401: {"model": ErrorOut, "description": "missing or wrong bearer token"},
-               404: {"model": ErrorOut, "description": "admin disabled (no DIGITREC_ADMIN_TOKEN)"},
-               400: {"model": ErrorOut, "description": "the model could not be loaded; the old one keeps serving"}},
+    responses=error_responses({401: "missing or wrong bearer token",
+                               404: "admin disabled (no DIGITREC_ADMIN_TOKEN)",
+                               400: "the model could not be loaded; the old one keeps serving"}),
     dependencies=[Depends(require_admin)],
     summary="Reload or switch the models (bearer token)",
 )

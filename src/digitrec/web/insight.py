@@ -17,19 +17,18 @@ from starlette.exceptions import HTTPException
 
 from digitrec.predictor import Predictor
 from digitrec.web.inputs import Item, decode, settings_of, single_body, to_model_input
-from digitrec.web.schemas import ErrorOut, ExplainOut, NumberOut, PredictIn
+from digitrec.web.schemas import ExplainOut, NumberOut, PredictIn, error_responses
 
 insight_router = APIRouter()
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorOut, "description": text}
-    for code, text in {
+ERRORS = error_responses(
+    {
         400: "unreadable image, bad base64 or malformed JSON",
         413: "body or image over the limits",
         415: "unsupported Content-Type or image format",
         422: "JSON of the wrong shape",
-    }.items()
-}
+    }
+)
 
 
 def _body(json_schema: dict[str, Any]) -> dict[str, Any]:

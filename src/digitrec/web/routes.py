@@ -21,7 +21,6 @@ from digitrec.web.app import STATIC_DIR
 from digitrec.web.inputs import FORMATS, Item, batch_body, settings_of, single_body, to_model_input
 from digitrec.web.schemas import (
     BatchOut,
-    ErrorOut,
     HealthOut,
     ImageIn,
     LimitsOut,
@@ -30,6 +29,7 @@ from digitrec.web.schemas import (
     PredictIn,
     PredictionOut,
     ReadyOut,
+    error_responses,
 )
 
 log = logging.getLogger("digitrec.web")
@@ -77,15 +77,14 @@ def _run(items: list[Item], request: Request) -> list[PredictionOut]:
 
 # -- the API --------------------------------------------------------------------------------------------
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorOut, "description": text}
-    for code, text in {
+ERRORS = error_responses(
+    {
         400: "unreadable image, bad base64 or malformed JSON",
         413: "body, image or batch over the limits",
         415: "unsupported Content-Type or image format",
         422: "JSON of the wrong shape (e.g. pixels not 28×28 in [0, 1])",
-    }.items()
-}
+    }
+)
 _FILE = {"type": "string", "format": "binary"}
 
 
@@ -172,7 +171,7 @@ async def healthz() -> HealthOut:
 @api_router.get(
     "/readyz",
     response_model=ReadyOut,
-    responses={503: {"model": ErrorOut, "description": "model not loaded or not answering"}},
+    responses=error_responses({503: "model not loaded or not answering"}),
     summary="Readiness: the model is loaded and answers a tiny inference",
 )
 def readyz(request: Request) -> ReadyOut | JSONResponse:

@@ -109,6 +109,11 @@ class ErrorOut(BaseModel):
     detail: str
 
 
+def error_responses(descriptions: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for client errors: each status answers an ErrorOut, described in words."""
+    return {code: {"model": ErrorOut, "description": text} for code, text in descriptions.items()}
+
+
 # -- numbers and explanations (web/insight.py) ----------------------------------------------------------
 
 
