@@ -90,13 +90,17 @@ def _too_large(limit: int) -> str:
     return f"the request body is larger than the {size} limit; send a smaller image."
 
 
-async def _send_json(send: Send, status: int, detail: str) -> None:
+async def send_json_error(send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]]) -> None:
+    """A `{"detail": ...}` answer sent straight from ASGI middleware, before the app sees the request."""
     body = json.dumps({"detail": detail}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    # Connection: close, since we answer before the client has finished sending its body.
-    headers.append((b"connection", b"close"))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
+    base = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": base + headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def _send_json(send: Send, status: int, detail: str) -> None:
+    # Connection: close, since we answer before the client has finished sending its body.
+    await send_json_error(send, status, detail, [(b"connection", b"close")])
 
 
 def _validation_detail(exc: RequestValidationError) -> str:

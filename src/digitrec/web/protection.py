@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import hmac
-import json
 import math
 import os
 import time
@@ -22,6 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digitrec.errors import DigitrecError
+from digitrec.web.app import send_json_error
 from digitrec.web.observability import RATE_LIMITED
 
 ADMIN_TOKEN_ENV = "DIGITREC_ADMIN_TOKEN"
@@ -72,14 +72,8 @@ class RateLimitMiddleware:
         RATE_LIMITED.inc()
         reset = self.limiter.get_window_stats(self.item, key).reset_time
         retry = max(1, math.ceil(reset - time.time()))
-        body = json.dumps({"detail": f"too many requests: the limit is {self.item}; retry in {retry} s."}).encode()
-        await send({
-            "type": "http.response.start",
-            "status": 429,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                        (b"retry-after", str(retry).encode())],
-        })
-        await send({"type": "http.response.body", "body": body})
+        detail = f"too many requests: the limit is {self.item}; retry in {retry} s."
+        await send_json_error(send, 429, detail, [(b"retry-after", str(retry).encode())])
 
 
 class SecurityHeadersMiddleware:
