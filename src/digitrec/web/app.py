@@ -219,10 +219,7 @@ def serve(
     store = options.open_store()
     if store is not None:
         store.close()
-    # uvicorn's access log is off: ObservabilityMiddleware writes JSON lines with request ids instead.
-    # Keep-alive longer than a load balancer's idle timeout (60 s on the common ones): otherwise the server
-    # may close a connection just as the client reuses it, and that request fails with a reset.
-    run = {"host": host, "port": port, "access_log": False, "proxy_headers": True, "timeout_keep_alive": 75}
+    run = uvicorn_options(host, port)
     if workers > 1:
         # Worker processes import the app by name, so the model path and the options travel through the
         # environment; metrics are summed over workers through prometheus-client's multiprocess folder.
@@ -234,3 +231,17 @@ def serve(
         uvicorn.run("digitrec.web.app:create_app", factory=True, workers=workers, **run)
     else:
         uvicorn.run(create_app(path, options=options), **run)
+
+
+def uvicorn_options(host: str, port: int) -> dict[str, Any]:
+    """The keyword arguments `serve()` gives `uvicorn.run`, for one worker or several."""
+    from digitrec.web.nodelay import NoDelayHTTPProtocol
+
+    # uvicorn's access log is off: ObservabilityMiddleware writes JSON lines with request ids instead.
+    # Keep-alive longer than a load balancer's idle timeout (60 s on the common ones): otherwise the server
+    # may close a connection just as the client reuses it, and that request fails with a reset.
+    # http=: TCP_NODELAY on every connection; with workers > 1 asyncio leaves Nagle on (see nodelay.py).
+    return {
+        "host": host, "port": port, "access_log": False, "proxy_headers": True, "timeout_keep_alive": 75,
+        "http": NoDelayHTTPProtocol,
+    }

@@ -1,0 +1,65 @@
+"""`digitrec serve` turns Nagle's algorithm off on every connection, with one worker or several.
+
+With `--workers N` uvicorn binds the listening socket itself (`Config.bind_socket()`: proto 0, not TCP) and each
+worker runs `Server.run(sockets=[that socket])`; asyncio then leaves Nagle on for the connections it accepts, and
+each answer waited ~40 ms for the client's delayed ACK. These tests run that same path (and the one-worker path)
+in this process with the options `serve()` gives uvicorn, and read TCP_NODELAY off the accepted sockets: no timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import httpx
+import pytest
+import uvicorn
+
+from digitrec.web.app import uvicorn_options
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def _ok(scope, receive, send) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+async def _accepted_nodelay(host: str, workers_path: bool) -> list[int]:
+    """TCP_NODELAY of the server side of one keep-alive connection, after one request on it."""
+    config = uvicorn.Config(_ok, **{**uvicorn_options(host, 0), "lifespan": "off", "log_level": "warning"})
+    server = uvicorn.Server(config)
+    sockets = [config.bind_socket()] if workers_path else None  # what uvicorn.run does when workers > 1
+    task = asyncio.create_task(server.serve(sockets=sockets))
+    try:
+        while not server.started:
+            assert not task.done(), "the server stopped before it started"
+            await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        async with httpx.AsyncClient(base_url=url) as client:
+            assert (await client.get("/")).text == "ok"
+            transports = [conn.transport for conn in server.server_state.connections]
+            return [t.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for t in transports]
+    finally:
+        server.should_exit = True
+        await task
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+HOSTS = ["127.0.0.1", pytest.param("::1", marks=pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6"))]
+
+
+@pytest.mark.parametrize("host", HOSTS)
+@pytest.mark.parametrize("workers_path", [True, False], ids=["workers>1", "workers=1"])
+def test_connections_have_tcp_nodelay(host: str, workers_path: bool):
+    nodelay = asyncio.run(_accepted_nodelay(host, workers_path))
+    assert len(nodelay) == 1 and nodelay[0] != 0, nodelay
