@@ -102,7 +102,8 @@ class EpochReporter:
 
 @app.command()
 def train(
-    preset: str = typer.Option("fast", help="Recipe: fast (ours, the default) or seed (the reference)."),
+    preset: str = typer.Option("fast", help="Recipe: fast (ours, the default), best (accuracy), student "
+                                            "(small, for --teacher) or seed (the reference)."),
     arch: str | None = typer.Option(None, help="Architecture: fast or seed (default: the preset's)."),
     epochs: int | None = typer.Option(None, min=1, help="Number of epochs (default: the preset's)."),
     batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Batch size."),
@@ -116,38 +117,66 @@ def train(
     data_dir: OptPath = typer.Option(None, "--data-dir", help="Folder with the four MNIST files."),
     extra_data: OptPath = typer.Option(None, "--extra-data",
                                        help="Also train on the IDX files `digitrec feedback export` wrote here."),
+    ensemble: int | None = typer.Option(None, "--ensemble", min=2, max=32,
+                                        help="Train K members (seeds seed..seed+K-1) and export their average."),
+    teacher: OptPath = typer.Option(None, "--teacher", help="Distil from this run folder's (or ensemble's) "
+                                                            "soft labels."),
 ) -> None:
     """Train a model and write a complete run folder (ONNX, weights, metrics, plots, model card)."""
+    from digitrec.ensemble import train_ensemble
     from digitrec.train import resolve_config, run
 
     if device not in ("auto", "cpu", "cuda"):
         fail(f"--device must be auto, cpu or cuda, not {device!r}")
+    if teacher is not None and not (teacher / "config.json").is_file():
+        fail(f"--teacher {teacher} is not a run folder (no config.json); train the teacher first")
     try:
         cfg = resolve_config(preset, arch=arch, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                             limit=limit, extra_data=str(extra_data) if extra_data else None)
-        out = out or Path("runs") / f"{preset}-seed{seed}"
-        card = run(cfg, out, device=device, resume=resume, data_dir=data_dir, reporter=EpochReporter(quiet))
+                             limit=limit, extra_data=str(extra_data) if extra_data else None,
+                             teacher=str(teacher) if teacher else None)
+        out = out or Path("runs") / (f"{preset}-ensemble{ensemble}-seed{seed}" if ensemble else f"{preset}-seed{seed}")
+        options = dict(device=device, resume=resume, data_dir=data_dir, reporter=EpochReporter(quiet))
+        card = train_ensemble(cfg, out, ensemble, **options) if ensemble else run(cfg, out, **options)
     except DigitrecError as exc:
         fail(str(exc))
     if card is not None and not quiet:
         console.print(f"test accuracy {card['test_accuracy'] * 100:.2f}% ({card['test_errors']} errors), "
                       f"{card['training_seconds']:.0f}s of training; run folder: {out}",
                       highlight=False, soft_wrap=True)
+        if "member_test_accuracy" in card:
+            m = card["member_test_accuracy"]
+            console.print(f"members: {m['mean'] * 100:.2f}% ± {m['std'] * 100:.2f} (mean ± std of {m['n']}), "
+                          f"min {m['min'] * 100:.2f}%, max {m['max'] * 100:.2f}%", highlight=False)
 
 
 @app.command()
 def export(
     run: Path = typer.Argument(..., help="Run folder with config.json and model.safetensors."),
-    out: OptPath = typer.Option(None, help="Where to write the ONNX file (default RUN/model.onnx)."),
+    out: OptPath = typer.Option(None, help="Where to write the ONNX file (default RUN/model.onnx; with --int8 "
+                                           "the folder, default RUN/int8)."),
+    int8: bool = typer.Option(False, "--int8", help="Also write a static int8 model, calibrated on training "
+                                                    "images, and compare it with fp32."),
+    data_dir: OptPath = typer.Option(None, "--data-dir", help="Folder with the four MNIST files."),
 ) -> None:
-    """Export a run's weights to ONNX and check ONNX Runtime against torch."""
+    """Export a run's weights to ONNX and check ONNX Runtime against torch; --int8 quantises it too."""
     from digitrec.export import export_run
 
     try:
-        path, diff = export_run(run, out)
+        if not int8 or not (run / "model.onnx").is_file():
+            path, diff = export_run(run, None if int8 else out)
+            console.print(f"wrote {path} (max |onnxruntime - torch| = {diff:.1e})")
+        if int8:
+            from digitrec.quantize import quantize_run
+
+            card = quantize_run(run, out, data_dir=data_dir)
     except DigitrecError as exc:
         fail(str(exc))
-    console.print(f"wrote {path} (max |onnxruntime - torch| = {diff:.1e})")
+    if int8:
+        q = card["quantization"]
+        console.print(f"int8: test {card['test_accuracy'] * 100:.2f}% (fp32 {q['fp32_test_accuracy'] * 100:.2f}%, "
+                      f"{q['accuracy_change_points']:+.2f} points), {q['speedup']:.2f}x the fp32 throughput "
+                      f"({q['int8_images_per_second']:,} vs {q['fp32_images_per_second']:,} images/s); "
+                      f"folder: {out or run / 'int8'}", highlight=False, soft_wrap=True)
 
 
 @app.command()

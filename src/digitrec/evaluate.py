@@ -96,3 +96,14 @@ def evaluate_model(path: Path, *, out_dir: Path | None = None, data_dir: Path | 
         if run is not None and (run / "training_log.csv").is_file():
             report.plot_training_curves(run / "training_log.csv", out_dir / "training_curves.png")
     return metrics
+
+
+def val_accuracy(onnx: Path, data_dir: Path | None = None) -> float:
+    """Accuracy on the 6k validation split: what choices between models may look at."""
+    from digitrec import data as mnist
+    from digitrec.predictor import load_model
+
+    ds = mnist.load_mnist(data_dir)
+    val = mnist.stratified_split(ds.train_labels).val
+    pred = load_model(onnx, verify=False).predict_proba(ds.train_images[val]).argmax(1)
+    return round(float((pred == ds.train_labels[val]).mean()), 6)

@@ -35,10 +35,16 @@ def load_run_model(run: Path) -> nn.Module:
     from safetensors.torch import load_file
 
     config_path, weights_path = run / "config.json", run / "model.safetensors"
-    for p in (config_path, weights_path):
-        if not p.is_file():
-            raise DigitrecError(f"{run} is not a run folder: {p.name} is missing")
-    model_cfg = ModelConfig(**json.loads(config_path.read_text())["model"])
+    if not config_path.is_file():
+        raise DigitrecError(f"{run} is not a run folder: config.json is missing")
+    model_dict = json.loads(config_path.read_text())["model"]
+    if model_dict["arch"] == "ensemble":  # an ensemble folder: its members are run folders inside it
+        from digitrec.ensemble import Ensemble
+
+        return Ensemble([load_run_model(run / member) for member in model_dict["members"]]).eval()
+    if not weights_path.is_file():
+        raise DigitrecError(f"{run} is not a run folder: model.safetensors is missing")
+    model_cfg = ModelConfig(**model_dict)
     model = build_model(model_cfg)
     model.load_state_dict(load_file(str(weights_path)))
     return model.eval()

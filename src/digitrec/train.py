@@ -52,6 +52,9 @@ class TrainConfig:
     seed: int = 0
     limit: int | None = None
     extra_data: str | None = None  # folder from `digitrec feedback export`: user-corrected samples to add
+    teacher: str | None = None  # run folder (an ensemble, usually) whose soft labels the student also learns
+    distill_alpha: float = 0.5  # weight of the teacher's soft labels; 1 - alpha goes to the true labels
+    distill_temperature: float = 1.0  # teachers trained with label smoothing are soft already: no extra heat
 
     def model_config(self) -> ModelConfig:
         return ModelConfig(arch=self.arch, width=self.width)
@@ -69,7 +72,23 @@ PRESETS = {
     "fast": TrainConfig(arch="fast", width=24, epochs=10, batch_size=128, optimizer="sgd", lr=0.1,
                         weight_decay=5e-4, schedule="onecycle", early_stop_patience=None, label_smoothing=0.1,
                         augment=AugmentConfig(rotation_deg=10, shift=0.1, zoom=0.1, shear_deg=10)),
+    # The accuracy recipe: the fast one with a third more width and twice the epochs (about 9 minutes on 2 cores).
+    "best": TrainConfig(arch="fast", width=32, epochs=20, batch_size=128, optimizer="sgd", lr=0.1,
+                        weight_decay=5e-4, schedule="onecycle", early_stop_patience=None, label_smoothing=0.1,
+                        augment=AugmentConfig(rotation_deg=10, shift=0.1, zoom=0.1, shear_deg=10)),
+    # The small model for --teacher: half the fast width, a quarter of its FLOPs; the teacher's soft labels
+    # replace label smoothing.
+    "student": TrainConfig(arch="fast", width=16, epochs=20, batch_size=128, optimizer="sgd", lr=0.1,
+                           weight_decay=5e-4, schedule="onecycle", early_stop_patience=None, label_smoothing=0.0,
+                           augment=AugmentConfig(rotation_deg=10, shift=0.1, zoom=0.1, shear_deg=10)),
 }
+
+
+def same_recipe(stored: dict, cfg: TrainConfig) -> bool:
+    """A stored recipe equals cfg; a field added to TrainConfig since it was stored counts as its default."""
+    want = json.loads(json.dumps(cfg.to_dict()))
+    default = json.loads(json.dumps(TrainConfig().to_dict()))
+    return all(stored.get(k, default[k]) == v for k, v in want.items())
 
 
 # ---------------------------------------------------------------- distributed helpers
@@ -152,7 +171,28 @@ def evaluate_logits(model: nn.Module, images: torch.Tensor, device: torch.device
     return torch.cat(out) if out else torch.empty(0, 10)
 
 
-def train_one_epoch(model, opt, sched, x, y, cfg: TrainConfig, epoch: int, device, d: Dist, on_batch=None):
+@torch.no_grad()
+def teacher_targets(run: Path, x: torch.Tensor, cfg: TrainConfig, device: torch.device) -> torch.Tensor:
+    """The teacher's probabilities (at the distillation temperature) on each training image, computed once
+    on the un-augmented image: an augmented view keeps its source's soft label, which costs one teacher pass
+    per run instead of one per step."""
+    from digitrec.export import load_run_model
+
+    teacher = load_run_model(run).to(device, memory_format=torch.channels_last)
+    return (evaluate_logits(teacher, x, device) / cfg.distill_temperature).softmax(1)
+
+
+def loss_fn(logits: torch.Tensor, yb: torch.Tensor, soft: torch.Tensor | None, cfg: TrainConfig) -> torch.Tensor:
+    loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
+    if soft is None:
+        return loss
+    t = cfg.distill_temperature  # t^2 keeps the soft term's gradients on the scale of the hard one
+    kd = F.kl_div(F.log_softmax(logits / t, 1), soft, reduction="batchmean") * t * t
+    return (1 - cfg.distill_alpha) * loss + cfg.distill_alpha * kd
+
+
+def train_one_epoch(model, opt, sched, x, y, cfg: TrainConfig, epoch: int, device, d: Dist, on_batch=None,
+                    soft: torch.Tensor | None = None):
     """One pass over this rank's shard of a permutation fixed by (seed, epoch)."""
     model.train()
     gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
@@ -166,7 +206,7 @@ def train_one_epoch(model, opt, sched, x, y, cfg: TrainConfig, epoch: int, devic
         xb = random_affine(x[idx], cfg.augment, generator=gen).to(device, memory_format=torch.channels_last)
         yb = y[idx].to(device)
         logits = model(xb)
-        loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
+        loss = loss_fn(logits, yb, None if soft is None else soft[idx].to(device), cfg)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         lr = opt.param_groups[0]["lr"]  # the rate this step really used (a scheduler step follows)
@@ -252,6 +292,7 @@ def train(
     val_idx = split.val[: max(cfg.limit // 4, 500)] if cfg.limit else split.val
     x_val, y_val = to_tensor(ds.train_images[val_idx]), torch.from_numpy(ds.train_labels[val_idx])
 
+    soft = teacher_targets(Path(cfg.teacher), x_train, cfg, dev) if cfg.teacher else None
     model = build_model(cfg.model_config()).to(dev, memory_format=torch.channels_last)
     opt = make_optimizer(model, cfg)
     steps = max(len(x_train) // cfg.batch_size, 1)
@@ -268,7 +309,7 @@ def train(
         if not ckpt_path.is_file():
             raise DigitrecError(f"--resume: {ckpt_path} does not exist; start the run without --resume")
         ck = load_checkpoint(ckpt_path)
-        if ck["config"] != json.loads(json.dumps(cfg.to_dict())):
+        if not same_recipe(ck["config"], cfg):
             raise DigitrecError(f"--resume: {out} was started with a different configuration")
         bare.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
@@ -282,7 +323,8 @@ def train(
         if reporter and d.main:
             reporter.epoch_start(epoch, cfg.epochs, steps)
         on_batch = reporter.batch if reporter and d.main else None
-        train_loss, train_acc, lr = train_one_epoch(model, opt, sched, x_train, y_train, cfg, epoch, dev, d, on_batch)
+        train_loss, train_acc, lr = train_one_epoch(model, opt, sched, x_train, y_train, cfg, epoch, dev, d, on_batch,
+                                                    soft)
         logits = evaluate_logits(bare, x_val, dev)
         val_loss = F.cross_entropy(logits, y_val).item()
         val_acc = (logits.argmax(1) == y_val).float().mean().item()

@@ -1,0 +1,111 @@
+"""Ensembles: K members of one recipe, seeds s..s+K-1, exported as one ONNX graph that averages their probabilities.
+
+The graph returns log(mean probability) as its "logits": softmax gives the mean back exactly, so the ONNX
+contract and everything downstream of it (calibration, the predictor, serving) take an ensemble unchanged.
+Each member is a complete run folder under `<out>/members/seed-<s>`; a member already finished with the same
+recipe is reused, so an interrupted ensemble picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from torch import nn
+
+PROB_FLOOR = 1e-12  # keeps log() finite where every member gives a class exactly zero
+
+
+class Ensemble(nn.Module):
+    def __init__(self, members: list[nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        probs = torch.stack([m(x).softmax(1) for m in self.members]).mean(0)
+        return probs.clamp_min(PROB_FLOOR).log()
+
+
+def member_dir(out: Path, seed: int) -> Path:
+    return out / "members" / f"seed-{seed}"
+
+
+def finished_card(run: Path, cfg) -> dict | None:
+    """The model card of a member that finished with exactly this recipe, else None."""
+    card_path, config_path = run / "model_card.json", run / "config.json"
+    if not (card_path.is_file() and config_path.is_file()):
+        return None
+    from digitrec.train import same_recipe
+
+    if not same_recipe(json.loads(config_path.read_text())["recipe"], cfg):
+        return None
+    return json.loads(card_path.read_text())
+
+
+def train_ensemble(cfg, out: Path, k: int, *, device: str = "auto", resume: bool = False,
+                   data_dir: Path | None = None, reporter=None) -> dict:
+    """Train (or reuse) K members, then write the ensemble's run folder; returns its model card."""
+    from digitrec.train import run
+
+    runs, cards = [], []
+    for i in range(k):
+        member_cfg = replace(cfg, seed=cfg.seed + i)
+        path = member_dir(out, member_cfg.seed)
+        card = finished_card(path, member_cfg)
+        if card is None:
+            card = run(member_cfg, path, device=device, resume=resume and (path / "checkpoint.pt").is_file(),
+                       data_dir=data_dir, reporter=reporter)
+        runs.append(path)
+        cards.append(card)
+    return write_ensemble_folder(out, cfg, runs, cards, device=device, data_dir=data_dir)
+
+
+def member_summary(runs: list[Path], cards: list[dict], out: Path) -> tuple[list[dict], dict]:
+    """Per-member figures and the mean/std/min/max of their test accuracy (sample std: ddof 1)."""
+    members = [{"run": str(r.relative_to(out)), "seed": c["recipe"]["seed"], "test_accuracy": c["test_accuracy"],
+                "val_accuracy": c["val_accuracy"], "training_seconds": c["training_seconds"]}
+               for r, c in zip(runs, cards, strict=True)]
+    accs = [m["test_accuracy"] for m in members]
+    stats = {"mean": round(statistics.fmean(accs), 6), "std": round(statistics.stdev(accs), 6) if len(accs) > 1
+             else 0.0, "min": min(accs), "max": max(accs), "n": len(accs)}
+    return members, stats
+
+
+def write_ensemble_folder(out: Path, cfg, runs: list[Path], cards: list[dict], *, device: str,
+                          data_dir: Path | None = None) -> dict:
+    from digitrec import data as mnist
+    from digitrec.artifacts import build_model_card, command_line, git_commit, library_versions, write_json
+    from digitrec.calibrate import calibrate_model
+    from digitrec.evaluate import evaluate_model, val_accuracy
+    from digitrec.export import export_onnx, load_run_model
+
+    (out / "model_card.json").unlink(missing_ok=True)
+    model = Ensemble([load_run_model(r) for r in runs])
+    parity = export_onnx(model, out / "model.onnx")
+    members, stats = member_summary(runs, cards, out)
+    config = {
+        "model": {"arch": "ensemble", "members": [m["run"] for m in members]},
+        "recipe": cfg.to_dict(),
+        "seed": cfg.seed,
+        "parameters": {key: sum(c["parameters"][key] for c in cards) for key in ("trainable", "total")},
+        "data": {"checksums_md5": mnist.checksums()},
+        "device": device,
+        "command": command_line(),
+        "git_commit": git_commit(),
+        "library_versions": library_versions(),
+        "training_seconds": round(sum(c["training_seconds"] for c in cards), 1),
+        "epochs_run": sum(c["epochs_run"] for c in cards),
+        "best_epoch": None,
+    }
+    write_json(out / "config.json", config)
+    metrics = evaluate_model(out, data_dir=data_dir)
+    card = build_model_card(out, config, metrics, parity)
+    card.update(name=f"digitrec-ensemble{len(runs)}", val_accuracy=val_accuracy(out / "model.onnx", data_dir),
+                members=members, member_test_accuracy=stats)
+    card["calibration"] = {**calibrate_model(out / "model.onnx", data_dir=data_dir,
+                                             synthetic=100 if cfg.limit else 500), "command": config["command"]}
+    write_json(out / "model_card.json", card)
+    return card

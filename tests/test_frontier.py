@@ -1,0 +1,106 @@
+"""Ensembles, distillation and int8 on tiny real runs: the graphs compute what they claim, the folders load."""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+import torch.nn.functional as F
+
+from digitrec import load_model
+from digitrec.calibrate import onnx_logits, softmax
+from digitrec.data import load_mnist
+from digitrec.train import PRESETS, TrainConfig, loss_fn, same_recipe
+from test_train import digitrec
+
+pytestmark = pytest.mark.slow
+
+SMALL = ["--limit", "3000", "--epochs", "3", "--batch-size", "100", "--quiet"]
+TINY = ["--preset", "fast", *SMALL]
+
+
+@pytest.fixture(scope="module")
+def ensemble_run(mnist_cache, tmp_path_factory):
+    run = tmp_path_factory.mktemp("frontier") / "ens"
+    digitrec("train", *TINY, "--ensemble", "2", "--seed", "3", "--out", run)
+    return run
+
+
+def test_ensemble_trains_each_member_and_exports_the_average_of_their_probabilities(ensemble_run):
+    card = json.loads((ensemble_run / "model_card.json").read_text())
+    assert [m["seed"] for m in card["members"]] == [3, 4]
+    members = [ensemble_run / m["run"] for m in card["members"]]
+    assert all((m / "model_card.json").is_file() for m in members)
+    accs = [m["test_accuracy"] for m in card["members"]]
+    stats = card["member_test_accuracy"]
+    assert stats["n"] == 2 and stats["mean"] == pytest.approx(np.mean(accs), abs=1e-6)
+    assert stats["std"] == pytest.approx(np.std(accs, ddof=1), abs=1e-6)
+    assert card["name"] == "digitrec-ensemble2" and "--ensemble 2" in card["training_command"]
+
+    images = load_mnist().test_images[:200].astype(np.float32) / 255
+    mean = np.mean([softmax(onnx_logits(m / "model.onnx", images)) for m in members], axis=0)
+    np.testing.assert_allclose(softmax(onnx_logits(ensemble_run / "model.onnx", images)), mean, atol=1e-5)
+    assert load_model(ensemble_run).card["onnx_sha256"] == card["onnx_sha256"]  # the card pins its own ONNX
+
+
+def test_a_finished_ensemble_member_is_reused_not_retrained(ensemble_run):
+    member = ensemble_run / "members" / "seed-3" / "model.onnx"
+    before = member.stat().st_mtime_ns
+    digitrec("train", *TINY, "--ensemble", "2", "--seed", "3", "--out", ensemble_run)
+    assert member.stat().st_mtime_ns == before
+    assert load_model(ensemble_run).predict_proba(np.zeros((1, 28, 28), np.uint8)).shape == (1, 10)
+
+
+def test_distillation_trains_a_student_from_the_ensembles_soft_labels(ensemble_run, tmp_path):
+    student = tmp_path / "student"
+    digitrec("train", "--preset", "student", *SMALL, "--teacher", ensemble_run, "--out", student)
+    card = json.loads((student / "model_card.json").read_text())
+    assert card["recipe"]["teacher"] == str(ensemble_run) and card["arch"]["width"] == PRESETS["student"].width
+    assert card["test_accuracy"] > 0.6
+
+    missing = digitrec("train", "--preset", "student", "--teacher", tmp_path / "nope", check=False)
+    assert missing.returncode != 0 and "Traceback" not in missing.stderr
+    assert "is not a run folder" in missing.stdout + missing.stderr
+
+
+def test_distillation_loss_is_cross_entropy_blended_with_the_teachers_labels():
+    torch.manual_seed(0)
+    logits, labels = torch.randn(8, 10), torch.randint(0, 10, (8,))
+    onehot = F.one_hot(labels, 10).float()
+    cfg = TrainConfig(label_smoothing=0.0, distill_alpha=1.0, distill_temperature=1.0)
+    # KL(one-hot || p) is exactly the cross-entropy, so a teacher that only knows the labels changes nothing.
+    assert loss_fn(logits, labels, onehot, cfg).item() == pytest.approx(F.cross_entropy(logits, labels).item(), 1e-5)
+    soft = torch.full((8, 10), 0.1)
+    half = TrainConfig(label_smoothing=0.0, distill_alpha=0.5, distill_temperature=2.0)
+    kd = F.kl_div(F.log_softmax(logits / 2, 1), soft, reduction="batchmean") * 4
+    want = 0.5 * F.cross_entropy(logits, labels) + 0.5 * kd
+    assert loss_fn(logits, labels, soft, half).item() == pytest.approx(want.item(), 1e-5)
+
+
+def test_a_recipe_stored_before_a_field_existed_still_matches_with_that_fields_default():
+    stored = json.loads(json.dumps(PRESETS["best"].to_dict()))
+    del stored["teacher"]
+    assert same_recipe(stored, PRESETS["best"])
+    stored["epochs"] += 1
+    assert not same_recipe(stored, PRESETS["best"])
+
+
+def test_int8_export_quantises_the_convolutions_and_keeps_the_answers(ensemble_run):
+    member = ensemble_run / "members" / "seed-3"
+    digitrec("export", member, "--int8")
+    int8 = member / "int8"
+    ops = {node.op_type for node in onnx.load(int8 / "model.onnx").graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    card = json.loads((int8 / "model_card.json").read_text())
+    q = card["quantization"]
+    assert card["name"].endswith("-int8") and q["fp32_test_accuracy"] == json.loads(
+        (member / "model_card.json").read_text())["test_accuracy"]
+    assert q["speedup"] > 0 and abs(q["accuracy_change_points"]) < 1.0
+
+    images = load_mnist().test_images[:500]
+    agree = (load_model(int8).predict(images) == load_model(member).predict(images)).mean()
+    assert agree > 0.97  # int8 rounding may flip a rare borderline image, not the model's answers
+
+    bad = digitrec("export", ensemble_run / "missing", "--int8", check=False)
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
