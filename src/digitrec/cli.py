@@ -283,6 +283,20 @@ def _digit_line(predictor, path: Path, as_json: bool) -> str:
     return f"{path}: {p.digit} ({p.confidence:.1%})"
 
 
+def _number_line(predictor, path: Path, as_json: bool) -> str:
+    """`predict --number`: `file: 2024 (97.1%)`, or JSON with the digits' boxes."""
+    import json
+
+    from digitrec.segment import read_number
+
+    result = read_number(predictor, path)
+    if as_json:
+        return json.dumps({"file": str(path), **result.to_dict()})
+    if not result.number:
+        return f"{path}: no digits"
+    return f"{path}: {result.number} ({result.confidence:.1%})"
+
+
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0 for all)."),
@@ -315,117 +329,5 @@ def serve(
         fail(str(exc))
 
 
-feedback_app = typer.Typer(no_args_is_help=True, help="The feedback store: what users corrected.")
-app.add_typer(feedback_app, name="feedback")
-
-
-@feedback_app.command("export")
-def feedback_export(
-    out: Path = typer.Option(..., "--out", help="Folder for the IDX files (train --extra-data reads it)."),
-    db: str | None = typer.Option(None, "--db", envvar="DIGITREC_DB", help="The store serve used (default: same)."),
-    only_wrong: bool = typer.Option(False, "--only-wrong", help="Only samples the model got wrong."),
-) -> None:
-    """Write the labelled samples (the images the model saw, with their true labels) as IDX files."""
-    from digitrec.feedback_store import export_idx, open_store
-
-    try:
-        store = open_store(db)
-        try:
-            n = export_idx(store, out, only_wrong=only_wrong)
-        finally:
-            store.close()
-    except DigitrecError as exc:
-        fail(str(exc))
-    console.print(f"wrote {n} labelled samples to {out} (digitrec train --extra-data {out})", highlight=False)
-
-
-# ---------------------------------------------------------------- numbers, calibration, explanations, webcam
-
-
-@app.command()
-def calibrate(
-    model: Path = typer.Argument(..., help="A run folder or an .onnx file (its model card is updated)."),
-    synthetic: int = typer.Option(500, min=0, help="Synthetic handwritten digits added to the fit."),
-    data_dir: OptPath = typer.Option(None, "--data-dir", help="Folder with the four MNIST files."),
-) -> None:
-    """Fit temperature scaling and the "no digit" rules on the validation split; store them in the model card."""
-    from digitrec.artifacts import command_line
-    from digitrec.calibrate import write_calibration
-
-    try:
-        card_path, cal = write_calibration(model, data_dir=data_dir, synthetic=synthetic, command=command_line())
-    except DigitrecError as exc:
-        fail(str(exc))
-    console.print(
-        f"T = {cal['temperature']:.3f}, reject below {cal['reject_below']:.3f}; ECE (validation) "
-        f"{cal['ece_before'] * 100:.2f}% -> {cal['ece_after'] * 100:.2f}%; {cal['val_rejected'] * 100:.2f}% of "
-        f"validation digits refused; wrote {card_path}", highlight=False, soft_wrap=True)
-
-
-def _number_line(predictor, path: Path, as_json: bool) -> str:
-    """`predict --number`: `file: 2024 (97.1%)`, or JSON with the digits' boxes."""
-    import json
-
-    from digitrec.segment import read_number
-
-    result = read_number(predictor, path)
-    if as_json:
-        return json.dumps({"file": str(path), **result.to_dict()})
-    if not result.number:
-        return f"{path}: no digits"
-    return f"{path}: {result.number} ({result.confidence:.1%})"
-
-
-@app.command()
-def explain(
-    file: Path = typer.Argument(..., help="An image of one digit."),
-    out: Path = typer.Option(Path("heat.png"), "--out", "-o", help="Where to write the heat map (PNG)."),
-    model: OptPath = typer.Option(None, "--model", "-m", help="Run folder or .onnx (default: bundled)."),
-    scale: int = typer.Option(10, min=1, max=40, help="Enlarge the 28x28 map this many times."),
-) -> None:
-    """Occlusion saliency: which pixels the answer depends on, as a heat map over what the model saw."""
-    from digitrec.explain import explain as explain_image
-    from digitrec.explain import heatmap_image
-    from digitrec.predictor import load_model
-
-    if out.suffix.lower() != ".png":
-        fail(f"--out must be a .png file, not {out.name!r}.")
-    try:
-        predictor = load_model(model)
-    except DigitrecError as exc:
-        fail(str(exc))
-    try:
-        e = explain_image(predictor, file)
-    except DigitrecError as exc:
-        fail(f"{file}: {exc}")
-    if e.digit is None:
-        fail(f"{file}: no digit to explain (the image is blank).")
-    try:
-        heatmap_image(e.input, e.saliency, scale=scale).save(out, "PNG")
-    except OSError as exc:
-        fail(f"cannot write {out}: {exc.strerror or exc}.")
-    console.print(f"{file}: {e.digit} ({e.confidence:.1%}); heat map written to {out}", highlight=False,
-                  soft_wrap=True)
-
-
-@app.command()
-def webcam(
-    source: str = typer.Option("0", "--source", help="Camera index (0) or a video file."),
-    model: OptPath = typer.Option(None, "--model", "-m", help="Run folder or .onnx (default: bundled)."),
-    window: bool = typer.Option(True, "--window/--no-window", help="Show the annotated frames (q quits)."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON line per frame."),
-    max_frames: int | None = typer.Option(None, "--max-frames", min=1, help="Stop after this many frames."),
-) -> None:
-    """Read handwritten numbers from a camera or a video file, frame by frame."""
-    from digitrec.predictor import load_model
-    from digitrec.webcam import run_webcam
-
-    try:
-        predictor = load_model(model)
-        n = run_webcam(predictor, source, window=window, as_json=as_json, max_frames=max_frames)
-    except DigitrecError as exc:
-        fail(str(exc))
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
-    if n == 0:
-        fail(f"no frame could be read from {source!r}.")
+# The calibration, explanation, webcam and feedback commands live in their own module.
+from digitrec import cli_insight  # noqa: E402,F401 - registers its commands on `app`
