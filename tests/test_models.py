@@ -21,7 +21,8 @@ def test_seed_cnn_layers_are_in_the_reference_order():
     ]
 
 
-@pytest.mark.parametrize("cfg", [ModelConfig("seed"), ModelConfig("fast", 8), ModelConfig("fast", 24)])
+@pytest.mark.parametrize("cfg", [ModelConfig("seed"), ModelConfig("fast", 8), ModelConfig("fast", 24),
+                                 ModelConfig("vit", 32)])
 def test_models_map_a_batch_to_ten_logits(cfg):
     model = build_model(cfg).eval()
     assert model(torch.rand(3, 1, 28, 28)).shape == (3, 10)
@@ -88,3 +89,10 @@ def test_augmentation_is_reproducible_with_a_generator():
     b = random_affine(x, AugmentConfig(), generator=torch.Generator().manual_seed(5))
     assert torch.equal(a, b)
     assert np.isfinite(a.numpy()).all()
+
+
+def test_vit_exports_to_onnx_and_matches_torch(tmp_path):
+    from digitrec.export import export_onnx
+
+    model = build_model(ModelConfig("vit", 32)).eval()
+    assert export_onnx(model, tmp_path / "vit.onnx") < 1e-4

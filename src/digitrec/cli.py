@@ -102,9 +102,9 @@ class EpochReporter:
 
 @app.command()
 def train(
-    preset: str = typer.Option("fast", help="Recipe: fast (ours, the default), best (accuracy), student "
-                                            "(small, for --teacher) or seed (the reference)."),
-    arch: str | None = typer.Option(None, help="Architecture: fast or seed (default: the preset's)."),
+    preset: str = typer.Option("fast", help="Recipe: fast (ours, the default), best (accuracy), student (small, "
+                                            "for --teacher), vit (a small transformer) or seed (the reference)."),
+    arch: str | None = typer.Option(None, help="Architecture: fast, seed or vit (default: the preset's)."),
     epochs: int | None = typer.Option(None, min=1, help="Number of epochs (default: the preset's)."),
     batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Batch size."),
     lr: float | None = typer.Option(None, min=0.0, help="Peak learning rate."),

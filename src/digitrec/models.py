@@ -88,7 +88,28 @@ class FastCNN(nn.Module):
         return self.head(self.features(x))
 
 
-ARCHS = {"seed": lambda cfg: SeedCNN(), "fast": lambda cfg: FastCNN(cfg.width)}
+class TinyViT(nn.Module):
+    """A small vision transformer, the reference project's "future work": the 28x28 image cut into 49 patches of
+    4x4 pixels, `width`-dimensional tokens with learned positions, four pre-norm encoder blocks, mean-pooled."""
+
+    def __init__(self, width: int = 64, depth: int = 4, heads: int = 4, patch: int = 4) -> None:
+        super().__init__()
+        self.normalize = Normalize()
+        self.embed = nn.Conv2d(1, width, patch, stride=patch)
+        self.pos = nn.Parameter(torch.zeros(1, (28 // patch) ** 2, width))
+        nn.init.trunc_normal_(self.pos, std=0.02)
+        block = nn.TransformerEncoderLayer(width, heads, 2 * width, dropout=0.0, activation="gelu",
+                                           batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(block, depth, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(width)
+        self.head = nn.Linear(width, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.embed(self.normalize(x)).flatten(2).transpose(1, 2) + self.pos
+        return self.head(self.norm(self.encoder(tokens)).mean(1))
+
+
+ARCHS = {"seed": lambda cfg: SeedCNN(), "fast": lambda cfg: FastCNN(cfg.width), "vit": lambda cfg: TinyViT(cfg.width)}
 
 
 def build_model(cfg: ModelConfig) -> nn.Module:

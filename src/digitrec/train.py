@@ -81,6 +81,11 @@ PRESETS = {
     "student": TrainConfig(arch="fast", width=16, epochs=20, batch_size=128, optimizer="sgd", lr=0.1,
                            weight_decay=5e-4, schedule="onecycle", early_stop_patience=None, label_smoothing=0.0,
                            augment=AugmentConfig(rotation_deg=10, shift=0.1, zoom=0.1, shear_deg=10)),
+    # Optional: a small vision transformer (models.TinyViT) with the optimiser transformers want (Adam, warm-up
+    # then decay), for an honest comparison with the CNNs.
+    "vit": TrainConfig(arch="vit", width=64, epochs=15, batch_size=128, optimizer="adam", lr=2e-3,
+                       schedule="onecycle", early_stop_patience=None, label_smoothing=0.1,
+                       augment=AugmentConfig(rotation_deg=10, shift=0.1, zoom=0.1, shear_deg=10)),
 }
 
 
