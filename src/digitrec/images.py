@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import math
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,17 @@ from digitrec.errors import DigitrecError
 
 MAX_PIXELS = 4096 * 4096
 
-ImageSource = str | Path | bytes | bytearray | Image.Image
+
+@dataclass(frozen=True)
+class Header:
+    """An image `Image.open` has read the header of, no pixel decoded yet: what the web layer holds once it
+    has checked format and size, so that decoding does not parse the file a second time. `open_image` decodes
+    it exactly as it would decode the bytes (JPEG draft, frame 0, EXIF orientation, the same errors)."""
+
+    image: Image.Image
+
+
+ImageSource = str | Path | bytes | bytearray | Image.Image | Header
 
 
 class ImageError(DigitrecError):
@@ -33,6 +44,9 @@ def open_image(
     Returns a fully loaded single-frame image (first frame of an animation), EXIF orientation applied.
     `draft` lets a JPEG decode at a reduced scale no smaller than that size: a 12 Mpx photo is 10x faster.
     """
+    if isinstance(source, Header):  # opened by the caller: decoded exactly as its bytes would be
+        _check_size(source.image.size, max_pixels)
+        return _decode(source.image, draft)
     if isinstance(source, Image.Image):
         _check_size(source.size, max_pixels)
         return ImageOps.exif_transpose(source)
@@ -57,7 +71,14 @@ def open_image(
             raise ImageError("could not read the image: it is not a PNG, JPEG, WebP, BMP or GIF file.") from e
         except Exception as e:  # a header cut short or corrupt
             raise ImageError("could not read the image: the file is truncated or corrupt.") from e
-        _check_size(im.size, max_pixels)
+    _check_size(im.size, max_pixels)
+    return _decode(im, draft)
+
+
+def _decode(im: Image.Image, draft: tuple[int, int] | None) -> Image.Image:
+    """Decode an image whose header has been read (frame 0 only), JPEG at draft scale, EXIF orientation applied."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             if draft and im.format == "JPEG":
                 im.draft(None, draft)
