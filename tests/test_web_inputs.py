@@ -141,3 +141,29 @@ def test_an_opened_header_decodes_as_its_bytes(fmt: str):
     with pytest.raises(ImageError) as from_header:
         open_image(header)
     assert str(from_header.value) == str(from_bytes.value)
+
+
+def test_one_small_image_is_answered_on_the_event_loop_a_big_one_on_the_thread_pool(monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from digitrec.web import routes
+    from digitrec.web.app import create_app
+    from digitrec.web.production import ServeOptions
+
+    hops = []
+    real = routes.run_in_threadpool
+
+    async def counting(fn, *args, **kwargs):
+        hops.append(fn.__name__)
+        return await real(fn, *args, **kwargs)
+
+    monkeypatch.setattr(routes, "run_in_threadpool", counting)
+    canvas = render(7, np.random.default_rng(0), "canvas", size=280)
+    with TestClient(create_app(options=ServeOptions(db="off"))) as client:
+        small = client.post("/api/predict", files={"file": ("d.png", _encode(canvas, "PNG"))})
+        assert small.status_code == 200 and hops == []
+        big = client.post("/api/predict", files={"file": ("d.png", _encode(canvas.resize((800, 800)), "PNG"))})
+        assert big.status_code == 200 and hops == ["_predict_one"]
+        assert big.json()["digit"] == small.json()["digit"] == 7
+        bad = client.post("/api/predict", files={"file": ("d.png", _encode(canvas, "PNG")[:100])})
+        assert bad.status_code == 400 and hops == ["_predict_one"]  # refused on the loop, from the header

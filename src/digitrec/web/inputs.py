@@ -1,8 +1,9 @@
 """Request bodies -> MNIST-form images: multipart or JSON, base64 or pixels, checked before decoding.
 
 Bodies are read by async FastAPI dependencies (`single_body`, `batch_body`, chosen by Content-Type), which
-do no CPU work; `to_model_input` decodes and preprocesses, and runs inside the plain `def` routes, i.e. on the
-thread pool. Every mistake a client can make raises an HTTPException with a 4xx status and one sentence.
+do no CPU work beyond parsing; `to_model_input` decodes and preprocesses, and runs inside the plain `def`
+routes, i.e. on the thread pool (or on the event loop for one small image: routes.INLINE_MAX_PIXELS). Every
+mistake a client can make raises an HTTPException with a 4xx status and one sentence.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import json
 import logging
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import numpy as np
@@ -56,6 +57,7 @@ class Item:
     where: str
     data: bytes | None = None
     pixels: np.ndarray | None = None
+    header: Header | None = None  # set by `checked`: `data` opened, format and size accepted
 
 
 def settings_of(request: Request) -> Settings:
@@ -291,7 +293,7 @@ def to_model_input(item: Item, settings: Settings) -> np.ndarray | None:
 def decode(item: Item, settings: Settings, read: Callable[..., T]) -> T:
     """Check an encoded item's header, then `read(header, max_pixels=...)` it (to_mnist, read_number, ...:
     anything that decodes through images.open_image), turning any decoder failure into a 400."""
-    header = check_image(item, settings)
+    header = item.header or check_image(item, settings)
     try:
         return read(header, max_pixels=settings.max_image_pixels)
     except DigitrecError as exc:
@@ -302,6 +304,14 @@ def decode(item: Item, settings: Settings, read: Callable[..., T]) -> T:
         log.warning("could not decode %s", item.where, exc_info=True)
         detail = f"{item.where} could not be decoded as an image ({type(exc).__name__})."
         raise HTTPException(400, detail) from exc
+
+
+def checked(item: Item, settings: Settings) -> Item:
+    """The item with its header checked (`check_image`) and kept, for a caller that wants the image's size
+    before decoding it; pixels pass as they are."""
+    if item.pixels is not None or item.header is not None:
+        return item
+    return replace(item, header=check_image(item, settings))
 
 
 def check_image(item: Item, settings: Settings) -> Header:

@@ -1,8 +1,9 @@
 """HTTP routes: the JSON API (one router) and the drawing page (another).
 
 Bodies are read by async dependencies (see inputs.py); decoding, preprocessing and inference are CPU-bound
-and run in plain `def` routes, i.e. on the thread pool, off the event loop. Every mistake a client can make
-ends as a 4xx JSON `{"detail": "..."}`.
+and run in plain `def` routes, i.e. on the thread pool, off the event loop, except for one small image sent
+to /api/predict (see INLINE_MAX_PIXELS). Every mistake a client can make ends as a 4xx JSON
+`{"detail": "..."}`.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
+from digitrec.images import Header
 from digitrec.predictor import Prediction, Predictor
 from digitrec.web.app import STATIC_DIR
-from digitrec.web.inputs import FORMATS, Item, batch_body, settings_of, single_body, to_model_input
+from digitrec.web.inputs import FORMATS, Item, batch_body, checked, settings_of, single_body, to_model_input
 from digitrec.web.schemas import (
     BatchOut,
     HealthOut,
@@ -35,6 +38,13 @@ from digitrec.web.schemas import (
 log = logging.getLogger("digitrec.web")
 api_router = APIRouter()
 page_router = APIRouter()
+# /api/predict answers one image of at most this many pixels (the page sends 280x280; 28x28 `pixels` always
+# qualify) on the event loop: ~0.8 ms of work for a drawing, ~9 ms for the worst 320x320 content measured
+# (noise as a 400 KB PNG). The hop to the thread pool and back costs two thread wake-ups, which on a 2-vCPU VM
+# made a canvas answer 2.2 ms instead of 1.8 (benchmarks/serve_latency.py), and under 32 concurrent clients
+# gave 310 req/s instead of 490 (benchmarks/serve_load.py): the GIL serialises this work anyway. Anything
+# bigger (a photo can be 4096x4096, tens of ms) goes to the thread pool, so the loop is never held for long.
+INLINE_MAX_PIXELS = 320 * 320
 
 
 def _predictor(request: Request) -> Predictor:
@@ -60,8 +70,8 @@ def _answer(p: Prediction, model: str) -> PredictionOut:
 
 
 def _json_response(body: BatchOut | PredictionOut) -> Response:
-    """Serialise with pydantic-core here, in the worker thread. Returning the model instead would make
-    FastAPI validate it again and serialise it in a second thread-pool hop: ~0.3 ms of a ~2 ms request."""
+    """Serialise with pydantic-core here, where the answer was made. Returning the model instead would make
+    FastAPI validate it again (and, from a `def` route, serialise it in a second thread-pool hop)."""
     return Response(body.model_dump_json(), media_type="application/json")
 
 
@@ -127,9 +137,23 @@ _BATCH_JSON = {
         {"type": "object", "required": ["file"], "properties": {"file": _FILE}},
     ),
 )
-def predict(request: Request, item: Item = Depends(single_body)) -> Response:
+async def predict(request: Request) -> Response:
     """One image: multipart field `file`, or JSON `{"image": base64 or data URL}` or `{"pixels": 28×28}`."""
+    # The body is read here rather than through Depends(single_body): the same code without FastAPI's
+    # dependency machinery, ~20 µs a request (the OpenAPI body is described by openapi_extra either way).
+    item = checked(await single_body(request), settings_of(request))  # the header only: no pixel decoded
+    if item.header is None or _pixel_count(item.header) <= INLINE_MAX_PIXELS:  # None: 28x28 pixels
+        return _predict_one(item, request)
+    return await run_in_threadpool(_predict_one, item, request)
+
+
+def _predict_one(item: Item, request: Request) -> Response:
     return _json_response(_run([item], request)[0])
+
+
+def _pixel_count(header: Header) -> int:
+    width, height = header.image.size
+    return width * height
 
 
 @api_router.post(
