@@ -2,20 +2,25 @@
 
 Every answered prediction goes to the store (id, time, model, the 28x28 input, digit, confidence) through
 `record_predictions`, a hook routes.py calls; a database failure there is logged and counted, never turned
-into a failed prediction. Feedback and stats do need the database: 503 while it is down.
+into a failed prediction. /api/predict has it written just after its answer is sent (`write_later`), so no
+answer waits for a commit. Feedback and stats do need the database: 503 while it is down.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from digitrec.feedback_store import Record, StoreUnavailable
+from digitrec.feedback_store import Record, StoreUnavailable, UnknownPrediction
 from digitrec.web.observability import STORE_ERRORS, observe_predictions, set_model_info
 from digitrec.web.protection import require_admin
 from digitrec.web.schemas import error_responses
@@ -64,11 +69,30 @@ def record_predictions(request: Request, predictor: Any, predictions: list[Any],
     if store is None:
         return
     records = [Record(a.id, label, p.digit, p.confidence, p.input) for p, a in zip(predictions, answers, strict=True)]
+    after_answer: list[Callable[[], Awaitable[None]]] | None = getattr(request.state, "after_answer", None)
+    if after_answer is not None:  # the route runs these once its answer has been sent (routes.predict)
+        after_answer.append(partial(write_later, store, records))
+    else:
+        write(store, records)
+
+
+def write(store: Any, records: Sequence[Record]) -> None:
     try:
         store.record(records)
     except StoreUnavailable as exc:
         STORE_ERRORS.labels("record").inc()
         log.warning("prediction not stored: %s", exc)
+
+
+async def write_later(store: Any, records: Sequence[Record]) -> None:
+    """Store the predictions of an answer that has just been sent. SQLite, a local WAL append (~50 µs),
+    right here on the event loop: nothing else runs in between, so by the time the client can send feedback
+    the row is committed. PostgreSQL, a network round trip (or a reconnect while the database is down), in
+    the thread pool, so that the loop never waits on the network."""
+    if store.kind == "sqlite":
+        write(store, records)
+    else:
+        await run_in_threadpool(write, store, records)
 
 
 def _store(request: Request) -> Any:
@@ -119,6 +143,7 @@ class ReloadOut(BaseModel):
 
 
 _STORE_ERRORS = error_responses({503: "the feedback database is unavailable"})
+UNKNOWN_RETRY_S = 0.05
 
 
 @router.post(
@@ -129,8 +154,15 @@ _STORE_ERRORS = error_responses({503: "the feedback database is unavailable"})
 )
 def feedback(body: FeedbackIn, request: Request) -> FeedbackOut:
     """Stored and committed before the answer: an acknowledged label survives a crash of the server."""
+    store = _store(request)
     try:
-        record = _store(request).add_feedback(body.id, body.label)
+        try:
+            record = store.add_feedback(body.id, body.label)
+        except UnknownPrediction:
+            # A prediction is written just after its answer is sent (write_later): on PostgreSQL, or from
+            # another worker process, that write may still be on its way. Look once more before the 404.
+            time.sleep(UNKNOWN_RETRY_S)
+            record = store.add_feedback(body.id, body.label)
     except StoreUnavailable:
         STORE_ERRORS.labels("feedback").inc()
         raise

@@ -154,10 +154,10 @@ class ObservabilityMiddleware:
         given = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = given if _SANE_ID.match(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
-        status, sent, model = 500, 0, ""
+        status, sent, model, done = 500, 0, "", 0.0
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status, sent, model
+            nonlocal status, sent, model, done
             if message["type"] == "http.response.start":
                 status = message["status"]
                 out = list(message.get("headers", []))
@@ -169,11 +169,13 @@ class ObservabilityMiddleware:
             elif message["type"] == "http.response.body":
                 sent += len(message.get("body", b""))
             await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                done = time.perf_counter()  # the last byte: not the work a route leaves for after it
 
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            elapsed = time.perf_counter() - start
+            elapsed = (done or time.perf_counter()) - start
             route = _route_of(scope)
             REQUESTS.labels(scope["method"], route, str(status)).inc()
             LATENCY.labels(scope["method"], route).observe(elapsed)

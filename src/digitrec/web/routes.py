@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
@@ -142,9 +144,19 @@ async def predict(request: Request) -> Response:
     # The body is read here rather than through Depends(single_body): the same code without FastAPI's
     # dependency machinery, ~20 µs a request (the OpenAPI body is described by openapi_extra either way).
     item = checked(await single_body(request), settings_of(request))  # the header only: no pixel decoded
+    request.state.after_answer = after = []  # work the prediction hooks leave for after the answer
     if item.header is None or _pixel_count(item.header) <= INLINE_MAX_PIXELS:  # None: 28x28 pixels
-        return _predict_one(item, request)
-    return await run_in_threadpool(_predict_one, item, request)
+        response = _predict_one(item, request)
+    else:
+        response = await run_in_threadpool(_predict_one, item, request)
+    if after:
+        response.background = BackgroundTask(_run_after, after)  # run by the response, once it is sent
+    return response
+
+
+async def _run_after(tasks: list[Callable[[], Awaitable[None]]]) -> None:
+    for task in tasks:
+        await task()
 
 
 def _predict_one(item: Item, request: Request) -> Response:
