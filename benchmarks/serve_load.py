@@ -77,6 +77,7 @@ class LoadResult:
     errors: dict[str, int]
     latencies_ms: list[float]
     rss_mb: list[tuple[int, float]] = field(default_factory=list)  # (requests done, MiB)
+    no_digit: int = 0  # answered 200 with digit null: the model's calibrated refusal, not a server error
 
     @property
     def error_count(self) -> int:
@@ -93,6 +94,7 @@ class LoadResult:
 async def _load(url: str, n: int, concurrency: int, pid: int, samples: int) -> LoadResult:
     bodies = canvas_bodies()
     errors: dict[str, int] = {}
+    no_digit = 0
     latencies: list[float] = []
     rss: list[tuple[int, float]] = [(0, tree_rss_mb(pid))]
     every = max(n // samples, 1)
@@ -101,7 +103,7 @@ async def _load(url: str, n: int, concurrency: int, pid: int, samples: int) -> L
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
 
         async def worker() -> None:
-            nonlocal next_index
+            nonlocal next_index, no_digit
             while next_index < n:
                 i = next_index
                 next_index += 1
@@ -109,8 +111,8 @@ async def _load(url: str, n: int, concurrency: int, pid: int, samples: int) -> L
                 try:
                     r = await client.post("/api/predict", content=bodies[i % len(bodies)],
                                           headers={"content-type": "application/json"})
-                    ok = r.status_code == 200 and r.json()["digit"] is not None
-                    key = "ok" if ok else f"HTTP {r.status_code}"
+                    key = "ok" if r.status_code == 200 else f"HTTP {r.status_code}"
+                    no_digit += key == "ok" and r.json()["digit"] is None
                 except httpx.HTTPError as exc:
                     key = type(exc).__name__
                 latencies.append((time.perf_counter() - t) * 1000)
@@ -123,7 +125,7 @@ async def _load(url: str, n: int, concurrency: int, pid: int, samples: int) -> L
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         seconds = time.perf_counter() - start
-    return LoadResult(n, concurrency, seconds, errors, latencies, rss)
+    return LoadResult(n, concurrency, seconds, errors, latencies, rss, no_digit)
 
 
 def run_load(url: str, n: int, concurrency: int, pid: int, samples: int = 10) -> LoadResult:
@@ -170,7 +172,7 @@ def sweep(workers: list[int], clients: list[int], n: int, warmup: int) -> list[t
 def summary(workers: int, res: LoadResult) -> dict:
     return {"workers": workers, "clients": res.concurrency, "requests": res.n, "seconds": round(res.seconds, 2),
             "req_s": round(res.rps, 1), "p50_ms": round(res.pct(50), 1), "p99_ms": round(res.pct(99), 1),
-            "errors": res.error_count, "error_kinds": res.errors,
+            "errors": res.error_count, "error_kinds": res.errors, "no_digit": res.no_digit,
             "rss_before_mib": round(res.rss_mb[0][1], 1), "rss_after_mib": round(res.rss_mb[-1][1], 1)}
 
 
@@ -183,7 +185,7 @@ def speedups(rows: list[dict]) -> list[dict]:
 
 def print_table(rows: list[dict], ratios: list[dict]) -> None:
     cols = [("workers", "workers"), ("clients", "clients"), ("requests", "requests"), ("req_s", "req/s"),
-            ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"), ("errors", "errors"),
+            ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"), ("errors", "errors"), ("no_digit", "no digit"),
             ("rss_before_mib", "RSS before MiB"), ("rss_after_mib", "RSS after MiB")]
     print("| " + " | ".join(title for _, title in cols) + " |")
     print("|" + "|".join("-" * (len(title) + 1) + ":" for _, title in cols) + "|")
