@@ -139,7 +139,9 @@ def test_calibrate_writes_the_card_and_the_predictor_uses_it(mnist_cache, tmp_pa
     assert "ECE (validation)" in r.stdout
     cal = json.loads((tmp_path / "model_card.json").read_text())["calibration"]
     assert cal["command"] == f"digitrec calibrate {tmp_path} --synthetic 100"
-    assert cal["ece_after"] < cal["ece_before"] and 0 < cal["reject_below"] < 1
+    # The temperature minimises the validation NLL, so it can only lower it; a model that is calibrated already
+    # (the bundled student trains without label smoothing) keeps its small ECE rather than necessarily lowering it.
+    assert cal["nll_after"] <= cal["nll_before"] and cal["ece_after"] < 0.01 and 0 < cal["reject_below"] < 1
     assert json.loads((tmp_path / "model_card.json").read_text())["onnx_sha256"] == file_sha256(
         tmp_path / "model.onnx")
     calibrated = load_model(tmp_path)  # the card still matches the file
