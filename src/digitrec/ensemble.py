@@ -46,7 +46,7 @@ def finished_card(run: Path, cfg) -> dict | None:
 
 
 def train_ensemble(cfg, out: Path, k: int, *, device: str = "auto", resume: bool = False,
-                   data_dir: Path | None = None, reporter=None) -> dict:
+                   data_dir: Path | None = None, reporter=None) -> dict | None:
     """Train (or reuse) K members, then write the ensemble's run folder; returns its model card."""
     from digitrec.train import run
 
@@ -60,6 +60,8 @@ def train_ensemble(cfg, out: Path, k: int, *, device: str = "auto", resume: bool
                        data_dir=data_dir, reporter=reporter)
         runs.append(path)
         cards.append(card)
+    if any(card is None for card in cards):  # a torchrun rank other than 0: rank 0 writes the folder
+        return None
     return write_ensemble_folder(out, cfg, runs, cards, device=device, data_dir=data_dir)
 
 
