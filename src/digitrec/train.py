@@ -345,14 +345,14 @@ def train(
         else:
             stale += 1
         stop = cfg.early_stop_patience is not None and stale >= cfg.early_stop_patience
-        if d.main:
-            write_log(out / "training_log.csv", history)
+        if d.main:  # checkpoint first: a log row then always has a checkpoint to resume from
             save_checkpoint(ckpt_path, {
                 "config": json.loads(json.dumps(cfg.to_dict())), "epoch": epoch, "model": bare.state_dict(),
                 "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": torch.get_rng_state(),
                 "history": history, "best_loss": best_loss, "best_epoch": best_epoch, "best_state": best_state,
                 "stale": stale,
             })
+            write_log(out / "training_log.csv", history)
             if reporter:
                 reporter.epoch_end(row, stop)
         if stop:
