@@ -63,29 +63,26 @@ class TrainConfig:
         return asdict(self)
 
 
+# Ours, tuned for a 2-core CPU: a net that spends its FLOPs at 14x14 and 7x7, one-cycle SGD with Nesterov
+# momentum, label smoothing and lighter augmentation, a fixed short budget and no early stop. The other recipes
+# of ours say how they differ from it.
+_FAST = TrainConfig(arch="fast", width=24, epochs=10, batch_size=128, optimizer="sgd", lr=0.1, weight_decay=5e-4,
+                    schedule="onecycle", early_stop_patience=None, label_smoothing=0.1,
+                    augment=AugmentConfig(rotation_deg=10, shift=0.1, zoom=0.1, shear_deg=10))
+
 PRESETS = {
     # The reference recipe, as the reference project trains it.
     "seed": TrainConfig(arch="seed", epochs=30, batch_size=128, optimizer="adam", lr=1e-3, schedule="plateau",
                         early_stop_patience=7),
-    # Ours, tuned for a 2-core CPU: a net that spends its FLOPs at 14x14 and 7x7, one-cycle SGD with
-    # Nesterov momentum, label smoothing and lighter augmentation, a fixed short budget and no early stop.
-    "fast": TrainConfig(arch="fast", width=24, epochs=10, batch_size=128, optimizer="sgd", lr=0.1,
-                        weight_decay=5e-4, schedule="onecycle", early_stop_patience=None, label_smoothing=0.1,
-                        augment=AugmentConfig(rotation_deg=10, shift=0.1, zoom=0.1, shear_deg=10)),
-    # The accuracy recipe: the fast one with a third more width and twice the epochs (about 9 minutes on 2 cores).
-    "best": TrainConfig(arch="fast", width=32, epochs=20, batch_size=128, optimizer="sgd", lr=0.1,
-                        weight_decay=5e-4, schedule="onecycle", early_stop_patience=None, label_smoothing=0.1,
-                        augment=AugmentConfig(rotation_deg=10, shift=0.1, zoom=0.1, shear_deg=10)),
-    # The small model for --teacher: half the fast width, a quarter of its FLOPs; the teacher's soft labels
-    # replace label smoothing.
-    "student": TrainConfig(arch="fast", width=16, epochs=20, batch_size=128, optimizer="sgd", lr=0.1,
-                           weight_decay=5e-4, schedule="onecycle", early_stop_patience=None, label_smoothing=0.0,
-                           augment=AugmentConfig(rotation_deg=10, shift=0.1, zoom=0.1, shear_deg=10)),
+    "fast": _FAST,
+    # The accuracy recipe: a third more width and twice the epochs (about 8.5 minutes on 2 cores).
+    "best": replace(_FAST, width=32, epochs=20),
+    # The small model for --teacher: two thirds of the fast width, a quarter of the reference CNN's multiply-adds;
+    # without label smoothing, which the teacher's soft labels stand in for.
+    "student": replace(_FAST, width=16, epochs=20, label_smoothing=0.0),
     # Optional: a small vision transformer (models.TinyViT) with the optimiser transformers want (Adam, warm-up
-    # then decay), for an honest comparison with the CNNs.
-    "vit": TrainConfig(arch="vit", width=64, epochs=15, batch_size=128, optimizer="adam", lr=2e-3,
-                       schedule="onecycle", early_stop_patience=None, label_smoothing=0.1,
-                       augment=AugmentConfig(rotation_deg=10, shift=0.1, zoom=0.1, shear_deg=10)),
+    # then decay, no L2), for an honest comparison with the CNNs.
+    "vit": replace(_FAST, arch="vit", width=64, epochs=15, optimizer="adam", lr=2e-3, weight_decay=0.0),
 }
 
 
