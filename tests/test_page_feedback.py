@@ -58,3 +58,26 @@ def test_correcting_a_prediction_from_the_page(browser, tmp_path):
         page.wait_for_function("() => document.getElementById('feedback').dataset.sent !== undefined")
         assert httpx.get(f"{s.url}/api/stats").json()["feedback"] == 2
         assert page.evaluate("window.__csp") == [] and errors == []
+
+
+def test_a_pause_mid_stroke_gives_a_live_guess_not_a_final_answer(browser, tmp_path):
+    """Holding the pen still mid-stroke lets a live guess come back for exactly the ink on screen. It is still
+    not the final answer: the stroke is not over, so the page must not ask "is it right?" about it (feedback
+    given then would be for an answer the pen's lifting replaces a moment later)."""
+    with cli_server(tmp_path, "--db", f"sqlite:///{tmp_path / 'feedback.db'}") as s:
+        page = browser.new_page()
+        page.goto(s.url + "/")
+        box = page.locator("#canvas").bounding_box()
+        x = box["x"] + box["width"] / 2
+        page.mouse.move(x, box["y"] + box["height"] * 0.15)
+        page.mouse.down()
+        for i in range(1, 21):
+            page.mouse.move(x + i * 0.3, box["y"] + box["height"] * (0.15 + 0.035 * i))
+        # The pen rests: the throttled live request goes out and its answer (for this very ink) comes back.
+        page.wait_for_function("() => document.getElementById('prediction').textContent !== '–'"
+                               " && document.querySelector('.result').getAttribute('aria-busy') === 'false'")
+        assert page.locator("#prediction").get_attribute("data-final") == "false"
+        assert page.locator("#feedback").is_hidden()
+        page.mouse.up()
+        page.wait_for_function("() => document.getElementById('prediction').dataset.final === 'true'"
+                               " && !document.getElementById('feedback').hidden")

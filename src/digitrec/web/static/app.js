@@ -18,6 +18,7 @@
   }));
 
   let version = 0;            // bumped on every change; answers for older drawings are not shown as final
+  let stroking = false;       // a stroke is under way: even an answer for the current ink is only a live guess
 
   // -- drawing (pad.js) -------------------------------------------------------------------------------
   const pad = createPad(document.getElementById("canvas"), {
@@ -30,8 +31,9 @@
     placeholder: document.getElementById("placeholder"),
     onChange(what) {
       version++;
+      stroking = what === "start" || what === "move";
       // Mid-stroke: a throttled live guess; otherwise (stroke ended, undo, clear) the final answer, right away.
-      requestPrediction(what !== "start" && what !== "move");
+      requestPrediction(!stroking);
     },
   });
   const strokes = pad.strokes;
@@ -97,7 +99,7 @@
       const data = await res.json().catch(() => ({}));
       if (!res.ok) throw new Error(data.detail || `the server answered ${res.status}`);
       setStatus("");  // before showResult, which may say why there is no digit
-      if (strokes.length) showResult(data, sentVersion === version);
+      if (strokes.length) showResult(data, sentVersion === version && !stroking);
     } catch (err) {
       setStatus(`Could not get a prediction: ${err.message}`, true);
     } finally {
