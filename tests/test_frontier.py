@@ -1,7 +1,6 @@
 """Ensembles, distillation and int8 on tiny real runs: the graphs compute what they claim, the folders load."""
 
 import json
-from dataclasses import replace
 
 import numpy as np
 import onnx
@@ -82,9 +81,7 @@ def test_distillation_loss_is_cross_entropy_blended_with_the_teachers_labels():
 def test_a_recipe_stored_before_a_field_existed_still_matches_with_that_fields_default():
     stored = json.loads(json.dumps(PRESETS["best"].to_dict()))
     del stored["teacher"]
-    del stored["augment"]["elastic_alpha"]  # nested recipes follow the same rule
     assert same_recipe(stored, PRESETS["best"])
-    assert not same_recipe(stored, replace(PRESETS["best"], augment=replace(PRESETS["best"].augment, elastic_alpha=8)))
     stored["epochs"] += 1
     assert not same_recipe(stored, PRESETS["best"])
 

@@ -90,13 +90,7 @@ def same_recipe(stored: dict, cfg: TrainConfig) -> bool:
     """A stored recipe equals cfg; a field added to TrainConfig since it was stored counts as its default."""
     want = json.loads(json.dumps(cfg.to_dict()))
     default = json.loads(json.dumps(TrainConfig().to_dict()))
-
-    def equal(have, want, default) -> bool:
-        if isinstance(want, dict) and isinstance(have, dict):  # a nested recipe (augment): the same rule inside
-            return all(equal(have.get(k, default[k]), v, default[k]) for k, v in want.items())
-        return have == want
-
-    return equal(stored, want, default)
+    return all(stored.get(k, default[k]) == v for k, v in want.items())
 
 
 # ---------------------------------------------------------------- distributed helpers
