@@ -52,6 +52,42 @@ def test_a_finished_ensemble_member_is_reused_not_retrained(ensemble_run):
     assert load_model(ensemble_run).predict_proba(np.zeros((1, 28, 28), np.uint8)).shape == (1, 10)
 
 
+def test_runs_of_different_recipes_combine_into_one_standalone_ensemble(ensemble_run, tmp_path):
+    student = tmp_path / "runs" / "student"
+    digitrec("train", "--preset", "student", *SMALL, "--seed", "7", "--out", student)
+    mix = tmp_path / "mix"
+    done = digitrec("ensemble", ensemble_run, student, "--out", mix)
+    assert "test accuracy" in done.stdout
+    card = json.loads((mix / "model_card.json").read_text())
+    assert [m["run"] for m in card["members"]] == ["members/ens-seed-3", "members/ens-seed-4", "members/student"]
+    assert card["name"] == "digitrec-ensemble3" and set(card["recipe"]["members"]) == {"ens-seed-3", "ens-seed-4",
+                                                                                       "student"}
+    assert card["recipe"]["members"]["student"]["width"] == PRESETS["student"].width
+    assert not (mix / "members" / "student" / "checkpoint.pt").exists()  # copied without what only --resume needs
+    images = load_mnist().test_images[:200].astype(np.float32) / 255
+    sources = [ensemble_run / "members" / "seed-3", ensemble_run / "members" / "seed-4", student]
+    mean = np.mean([softmax(onnx_logits(m / "model.onnx", images)) for m in sources], axis=0)
+    np.testing.assert_allclose(softmax(onnx_logits(mix / "model.onnx", images)), mean, atol=1e-5)
+    # The folder stands alone: with the sources gone it still loads, serves and can be re-exported.
+    __import__("shutil").rmtree(student)
+    assert load_model(mix).predict_proba(np.zeros((2, 28, 28), np.uint8)).shape == (2, 10)
+    assert digitrec("export", mix, "--out", tmp_path / "again.onnx").returncode == 0
+
+
+@pytest.mark.parametrize("case", ["exists", "twice", "one", "not a run"])
+def test_combining_refuses_bad_input_with_one_line(ensemble_run, tmp_path, case):
+    out = tmp_path / "mix"
+    args = {"exists": [ensemble_run], "twice": [ensemble_run, ensemble_run / "members" / "seed-3"],
+            "one": [ensemble_run / "members" / "seed-3"], "not a run": [ensemble_run, tmp_path]}[case]
+    if case == "exists":
+        out = ensemble_run  # would overwrite the source itself: never
+    before = sorted(p.name for p in out.iterdir()) if out.exists() else None
+    bad = digitrec("ensemble", *args, "--out", out, check=False)
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1 and "error:" in bad.stderr
+    assert (sorted(p.name for p in out.iterdir()) if out.exists() else None) == before
+
+
 def test_distillation_trains_a_student_from_the_ensembles_soft_labels(ensemble_run, tmp_path):
     student = tmp_path / "student"
     digitrec("train", "--preset", "student", *SMALL, "--teacher", ensemble_run, "--out", student)

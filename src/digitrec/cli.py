@@ -144,9 +144,32 @@ def train(
                       f"{card['training_seconds']:.0f}s of training; run folder: {out}",
                       highlight=False, soft_wrap=True)
         if "member_test_accuracy" in card:
-            m = card["member_test_accuracy"]
-            console.print(f"members: {m['mean'] * 100:.2f}% ± {m['std'] * 100:.2f} (mean ± std of {m['n']}), "
-                          f"min {m['min'] * 100:.2f}%, max {m['max'] * 100:.2f}%", highlight=False)
+            _print_members(card)
+
+
+def _print_members(card: dict) -> None:
+    m = card["member_test_accuracy"]
+    console.print(f"members: {m['mean'] * 100:.2f}% ± {m['std'] * 100:.2f} (mean ± std of {m['n']}), "
+                  f"min {m['min'] * 100:.2f}%, max {m['max'] * 100:.2f}%", highlight=False)
+
+
+@app.command()
+def ensemble(
+    runs: list[Path] = typer.Argument(..., help="Finished run folders of any recipes; an ensemble folder gives "
+                                                "its members."),
+    out: Path = typer.Option(..., help="New folder for the ensemble (the members are copied into it)."),
+    data_dir: OptPath = typer.Option(None, "--data-dir", help="Folder with the four MNIST files."),
+) -> None:
+    """Average finished runs of different recipes into one ONNX: members that differ more err less together."""
+    from digitrec.ensemble import combine
+
+    try:
+        card = combine(runs, out, data_dir=data_dir)
+    except DigitrecError as exc:
+        fail(str(exc))
+    console.print(f"test accuracy {card['test_accuracy'] * 100:.2f}% ({card['test_errors']} errors), validation "
+                  f"{card['val_accuracy'] * 100:.2f}%; ensemble folder: {out}", highlight=False, soft_wrap=True)
+    _print_members(card)
 
 
 @app.command()

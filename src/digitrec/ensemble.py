@@ -4,11 +4,15 @@ The graph returns log(mean probability) as its "logits": softmax gives the mean 
 contract and everything downstream of it (calibration, the predictor, serving) take an ensemble unchanged.
 Each member is a complete run folder under `<out>/members/seed-<s>`; a member already finished with the same
 recipe is reused, so an interrupted ensemble picks up where it stopped.
+
+`combine` builds the same kind of folder from finished runs of different recipes: members that differ in more
+than their seed make different mistakes, which is what averaging needs.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 from dataclasses import replace
 from pathlib import Path
@@ -62,7 +66,50 @@ def train_ensemble(cfg, out: Path, k: int, *, device: str = "auto", resume: bool
         cards.append(card)
     if any(card is None for card in cards):  # a torchrun rank other than 0: rank 0 writes the folder
         return None
-    return write_ensemble_folder(out, cfg, runs, cards, device=device, data_dir=data_dir)
+    return write_ensemble_folder(out, cfg.to_dict(), runs, cards, device=device, data_dir=data_dir)
+
+
+def expand_members(run: Path) -> list[Path]:
+    """A run folder is one member; an ensemble folder gives its members."""
+    from digitrec.errors import DigitrecError
+
+    config_path = run / "config.json"
+    if not config_path.is_file():
+        raise DigitrecError(f"{run} is not a run folder: config.json is missing")
+    model = json.loads(config_path.read_text())["model"]
+    if model["arch"] == "ensemble":
+        return [run / m for m in model["members"]]
+    if not (run / "model_card.json").is_file() or not (run / "model.safetensors").is_file():
+        raise DigitrecError(f"{run} is not a finished run: model_card.json or model.safetensors is missing")
+    return [run]
+
+
+def member_name(run: Path) -> str:
+    """runs/best/members/seed-0 -> best-seed-0; runs/student -> student."""
+    parts = run.resolve().parts
+    return f"{parts[-3]}-{parts[-1]}" if len(parts) >= 3 and parts[-2] == "members" else parts[-1]
+
+
+def combine(runs: list[Path], out: Path, *, device: str = "cpu", data_dir: Path | None = None) -> dict:
+    """One ensemble from finished runs of any recipes, copied into `out/members` so that the folder stands alone."""
+    from digitrec.errors import DigitrecError
+
+    members = [m for run in runs for m in expand_members(run)]
+    names = [member_name(m) for m in members]
+    if len(members) < 2:
+        raise DigitrecError("an ensemble needs at least two members")
+    if len(set(names)) < len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise DigitrecError(f"members given twice (or with the same name): {', '.join(twice)}")
+    if out.exists() and any(out.iterdir()):
+        raise DigitrecError(f"{out} already exists and is not empty; choose a new --out folder")
+    copies = [out / "members" / name for name in names]
+    for member, copy in zip(members, copies, strict=True):
+        # The checkpoint only serves --resume of a finished run: the member is complete without it.
+        shutil.copytree(member, copy, ignore=shutil.ignore_patterns("checkpoint.pt", "int8"))
+    cards = [json.loads((c / "model_card.json").read_text()) for c in copies]
+    recipe = {"arch": "ensemble", "members": {n: c["recipe"] for n, c in zip(names, cards, strict=True)}}
+    return write_ensemble_folder(out, recipe, copies, cards, device=device, data_dir=data_dir)
 
 
 def member_summary(runs: list[Path], cards: list[dict], out: Path) -> tuple[list[dict], dict]:
@@ -76,7 +123,7 @@ def member_summary(runs: list[Path], cards: list[dict], out: Path) -> tuple[list
     return members, stats
 
 
-def write_ensemble_folder(out: Path, cfg, runs: list[Path], cards: list[dict], *, device: str,
+def write_ensemble_folder(out: Path, recipe: dict, runs: list[Path], cards: list[dict], *, device: str,
                           data_dir: Path | None = None) -> dict:
     from digitrec import data as mnist
     from digitrec.artifacts import build_model_card, command_line, git_commit, library_versions, write_json
@@ -90,8 +137,8 @@ def write_ensemble_folder(out: Path, cfg, runs: list[Path], cards: list[dict], *
     members, stats = member_summary(runs, cards, out)
     config = {
         "model": {"arch": "ensemble", "members": [m["run"] for m in members]},
-        "recipe": cfg.to_dict(),
-        "seed": cfg.seed,
+        "recipe": recipe,
+        "seed": recipe.get("seed"),
         "parameters": {key: sum(c["parameters"][key] for c in cards) for key in ("trainable", "total")},
         "data": {"checksums_md5": mnist.checksums()},
         "device": device,
@@ -105,9 +152,10 @@ def write_ensemble_folder(out: Path, cfg, runs: list[Path], cards: list[dict], *
     write_json(out / "config.json", config)
     metrics = evaluate_model(out, data_dir=data_dir)
     card = build_model_card(out, config, metrics, parity)
+    smoke = any(c["recipe"].get("limit") for c in cards)  # tiny test runs: calibrate on fewer images
     card.update(name=f"digitrec-ensemble{len(runs)}", val_accuracy=val_accuracy(out / "model.onnx", data_dir),
                 members=members, member_test_accuracy=stats)
     card["calibration"] = {**calibrate_model(out / "model.onnx", data_dir=data_dir,
-                                             synthetic=100 if cfg.limit else 500), "command": config["command"]}
+                                             synthetic=100 if smoke else 500), "command": config["command"]}
     write_json(out / "model_card.json", card)
     return card
