@@ -80,6 +80,11 @@ def test_unknown_preset_is_a_clear_error(tmp_path):
     assert_clean_failure(digitrec("train", "--preset", "turbo", "--out", tmp_path / "r"), "unknown preset 'turbo'")
 
 
+def test_label_smoothing_out_of_range_is_a_clear_error(tmp_path):
+    assert_clean_failure(digitrec("train", "--label-smoothing", "0.7", "--out", tmp_path / "r"), "label-smoothing")
+    assert not (tmp_path / "r").exists()
+
+
 def test_bad_device_is_a_clear_error(tmp_path):
     assert_clean_failure(digitrec("train", "--device", "tpu", "--out", tmp_path / "r"), "--device must be")
 

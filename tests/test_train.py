@@ -60,9 +60,10 @@ def test_short_run_lowers_the_loss_and_writes_the_whole_run_folder(mnist_cache, 
     assert load_model(run).rules.temperature == cal["temperature"]  # the card still pins the ONNX file
 
     # A second run into the same folder replaces the model, and the old card must not get in its way.
-    digitrec("train", *TINY, "--epochs", "1", "--seed", "1", "--out", run)
+    digitrec("train", *TINY, "--epochs", "1", "--seed", "1", "--label-smoothing", "0", "--out", run)
     again = json.loads((run / "model_card.json").read_text())
     assert again["onnx_sha256"] != card["onnx_sha256"] and again["epochs_run"] == 1
+    assert again["recipe"]["label_smoothing"] == 0.0 and card["recipe"]["label_smoothing"] == 0.1  # fast's
 
 
 def test_resume_after_sigkill_matches_uninterrupted_run(mnist_cache, tmp_path):

@@ -108,6 +108,8 @@ def train(
     epochs: int | None = typer.Option(None, min=1, help="Number of epochs (default: the preset's)."),
     batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Batch size."),
     lr: float | None = typer.Option(None, min=0.0, help="Peak learning rate."),
+    label_smoothing: float | None = typer.Option(None, "--label-smoothing", min=0.0, max=0.5,
+                                                 help="Label smoothing (default: the preset's)."),
     seed: int = typer.Option(0, help="Random seed; runs are deterministic on CPU for a given seed."),
     limit: int | None = typer.Option(None, min=1, help="Use only the first N training images (smoke tests)."),
     out: OptPath = typer.Option(None, help="Run folder (default runs/<preset>-seed<seed>)."),
@@ -132,6 +134,7 @@ def train(
         fail(f"--teacher {teacher} is not a run folder (no config.json); train the teacher first")
     try:
         cfg = resolve_config(preset, arch=arch, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                             label_smoothing=label_smoothing,
                              limit=limit, extra_data=str(extra_data) if extra_data else None,
                              teacher=str(teacher) if teacher else None)
         out = out or Path("runs") / (f"{preset}-ensemble{ensemble}-seed{seed}" if ensemble else f"{preset}-seed{seed}")
