@@ -17,14 +17,15 @@ document.addEventListener("securitypolicyviolation",
 """
 
 
-def draw_one(page) -> None:
+def draw_one(page, lift: bool = True) -> None:
     box = page.locator("#canvas").bounding_box()
     x = box["x"] + box["width"] / 2
     page.mouse.move(x, box["y"] + box["height"] * 0.15)
     page.mouse.down()
     for i in range(1, 21):
         page.mouse.move(x + i * 0.3, box["y"] + box["height"] * (0.15 + 0.035 * i))
-    page.mouse.up()
+    if lift:
+        page.mouse.up()
 
 
 def test_correcting_a_prediction_from_the_page(browser, tmp_path):
@@ -67,12 +68,7 @@ def test_a_pause_mid_stroke_gives_a_live_guess_not_a_final_answer(browser, tmp_p
     with cli_server(tmp_path, "--db", f"sqlite:///{tmp_path / 'feedback.db'}") as s:
         page = browser.new_page()
         page.goto(s.url + "/")
-        box = page.locator("#canvas").bounding_box()
-        x = box["x"] + box["width"] / 2
-        page.mouse.move(x, box["y"] + box["height"] * 0.15)
-        page.mouse.down()
-        for i in range(1, 21):
-            page.mouse.move(x + i * 0.3, box["y"] + box["height"] * (0.15 + 0.035 * i))
+        draw_one(page, lift=False)
         # The pen rests: the throttled live request goes out and its answer (for this very ink) comes back.
         page.wait_for_function("() => document.getElementById('prediction').textContent !== '–'"
                                " && document.querySelector('.result').getAttribute('aria-busy') === 'false'")
