@@ -1,6 +1,9 @@
 """Ensembles, distillation and int8 on tiny real runs: the graphs compute what they claim, the folders load."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -86,6 +89,24 @@ def test_combining_refuses_bad_input_with_one_line(ensemble_run, tmp_path, case)
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1 and "error:" in bad.stderr
     assert (sorted(p.name for p in out.iterdir()) if out.exists() else None) == before
+
+
+def test_the_ensemble_benchmark_chooses_on_validation_and_reports_test(ensemble_run):
+    a, b = ensemble_run / "members" / "seed-3", ensemble_run / "members" / "seed-4"
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "ensembles.py"
+    done = subprocess.run([sys.executable, script, f"a={a}", f"b={b}", "--json"], capture_output=True, text=True,
+                          check=True)
+    report = json.loads(done.stdout[done.stdout.index("{"):])
+    rows = {r["candidate"]: r for r in report["rows"]}
+    assert list(rows) == ["a", "b", "a + b"] and rows["a + b"]["members"] == 2
+    ds = load_mnist()
+    for name, runs in {"a": [a], "b": [b], "a + b": [a, b]}.items():
+        mean = np.mean([load_model(r, verify=False).predict_proba(ds.test_images) for r in runs], axis=0)
+        assert rows[name]["test_errors"] == int((mean.argmax(1) != ds.test_labels).sum())
+    assert rows[report["chosen"]]["val_errors"] == min(r["val_errors"] for r in rows.values())
+    assert "← chosen on validation" in done.stdout
+    bad = subprocess.run([sys.executable, script, "nonsense"], capture_output=True, text=True)
+    assert bad.returncode != 0 and "NAME=RUN" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_distillation_trains_a_student_from_the_ensembles_soft_labels(ensemble_run, tmp_path):
