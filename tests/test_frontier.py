@@ -77,13 +77,16 @@ def test_runs_of_different_recipes_combine_into_one_standalone_ensemble(ensemble
     assert digitrec("export", mix, "--out", tmp_path / "again.onnx").returncode == 0
 
 
-@pytest.mark.parametrize("case", ["exists", "twice", "one", "not a run"])
+@pytest.mark.parametrize("case", ["exists", "inside", "twice", "one", "not a run"])
 def test_combining_refuses_bad_input_with_one_line(ensemble_run, tmp_path, case):
     out = tmp_path / "mix"
-    args = {"exists": [ensemble_run], "twice": [ensemble_run, ensemble_run / "members" / "seed-3"],
+    args = {"exists": [ensemble_run], "inside": [ensemble_run],
+            "twice": [ensemble_run, ensemble_run / "members" / "seed-3"],
             "one": [ensemble_run / "members" / "seed-3"], "not a run": [ensemble_run, tmp_path]}[case]
     if case == "exists":
         out = ensemble_run  # would overwrite the source itself: never
+    if case == "inside":
+        out = ensemble_run / "members" / "seed-3" / "mix"  # copying a member into itself would never end
     before = sorted(p.name for p in out.iterdir()) if out.exists() else None
     bad = digitrec("ensemble", *args, "--out", out, check=False)
     assert bad.returncode != 0 and "Traceback" not in bad.stderr

@@ -20,6 +20,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from digitrec.errors import DigitrecError
+
 PROB_FLOOR = 1e-12  # keeps log() finite where every member gives a class exactly zero
 
 
@@ -71,8 +73,6 @@ def train_ensemble(cfg, out: Path, k: int, *, device: str = "auto", resume: bool
 
 def expand_members(run: Path) -> list[Path]:
     """A run folder is one member; an ensemble folder gives its members."""
-    from digitrec.errors import DigitrecError
-
     config_path = run / "config.json"
     if not config_path.is_file():
         raise DigitrecError(f"{run} is not a run folder: config.json is missing")
@@ -92,8 +92,6 @@ def member_name(run: Path) -> str:
 
 def combine(runs: list[Path], out: Path, *, device: str = "cpu", data_dir: Path | None = None) -> dict:
     """One ensemble from finished runs of any recipes, copied into `out/members` so that the folder stands alone."""
-    from digitrec.errors import DigitrecError
-
     members = [m for run in runs for m in expand_members(run)]
     names = [member_name(m) for m in members]
     if len(members) < 2:
@@ -103,6 +101,8 @@ def combine(runs: list[Path], out: Path, *, device: str = "cpu", data_dir: Path 
         raise DigitrecError(f"members given twice (or with the same name): {', '.join(twice)}")
     if out.exists() and any(out.iterdir()):
         raise DigitrecError(f"{out} already exists and is not empty; choose a new --out folder")
+    if any(out.resolve().is_relative_to(m.resolve()) for m in members):
+        raise DigitrecError(f"{out} is inside a member's run folder; choose an --out folder outside the runs")
     copies = [out / "members" / name for name in names]
     for member, copy in zip(members, copies, strict=True):
         # The checkpoint only serves --resume of a finished run: the member is complete without it.
