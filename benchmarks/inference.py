@@ -128,11 +128,10 @@ def main() -> None:
         export_onnx(ref_model, ref_onnx)
         rows.append(time_model("reference CNN, ONNX fp32", ref_params, onnx_model(ref_onnx)[0], images,
                                ref_labels, args.calls, args.batch))
-    named = [("load_model() (bundled)", None), ("model, ONNX fp32", args.model), ("model, ONNX int8", args.int8),
+    given = [("model, ONNX fp32", args.model), ("model, ONNX int8", args.int8),
              ("distilled student, ONNX", args.student), ("ensemble, ONNX", args.ensemble)]
-    for i, (name, path) in enumerate(named):
-        if path is None and i > 0:
-            continue
+    # The bundled model (resolve_model_path(None)) is always timed; the others when given.
+    for name, path in [("load_model() (bundled)", None), *((n, p) for n, p in given if p is not None)]:
         predict, params = onnx_model(resolve_model_path(path))
         rows.append(time_model(name, params, predict, images, labels, args.calls, args.batch))
     report(rows)
