@@ -63,8 +63,6 @@ def _expected_spans(digits: str, seed: int, **kw) -> list[tuple[float, float]]:
     return [(min(x for s in d for x, _ in s), max(x for s in d for x, _ in s)) for d in placed]
 
 
-
-
 @pytest.mark.parametrize(
     "digits,seed",
     [("2024", 0), ("13579", 1), ("86420", 2), ("7", 3), ("1111", 4)],
