@@ -1,6 +1,7 @@
 """Ensembles, distillation and int8 on tiny real runs: the graphs compute what they claim, the folders load."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -72,17 +73,22 @@ def test_runs_of_different_recipes_combine_into_one_standalone_ensemble(ensemble
     mean = np.mean([softmax(onnx_logits(m / "model.onnx", images)) for m in sources], axis=0)
     np.testing.assert_allclose(softmax(onnx_logits(mix / "model.onnx", images)), mean, atol=1e-5)
     # The folder stands alone: with the sources gone it still loads, serves and can be re-exported.
-    __import__("shutil").rmtree(student)
+    shutil.rmtree(student)
     assert load_model(mix).predict_proba(np.zeros((2, 28, 28), np.uint8)).shape == (2, 10)
     assert digitrec("export", mix, "--out", tmp_path / "again.onnx").returncode == 0
 
 
-@pytest.mark.parametrize("case", ["exists", "inside", "twice", "one", "not a run"])
+@pytest.mark.parametrize("case", ["exists", "inside", "twice", "one", "not a run", "unfinished member"])
 def test_combining_refuses_bad_input_with_one_line(ensemble_run, tmp_path, case):
     out = tmp_path / "mix"
+    broken = tmp_path / "broken"
+    if case == "unfinished member":  # an ensemble folder whose member lost its weights
+        shutil.copytree(ensemble_run, broken)
+        (broken / "members" / "seed-4" / "model.safetensors").unlink()
     args = {"exists": [ensemble_run], "inside": [ensemble_run],
             "twice": [ensemble_run, ensemble_run / "members" / "seed-3"],
-            "one": [ensemble_run / "members" / "seed-3"], "not a run": [ensemble_run, tmp_path]}[case]
+            "one": [ensemble_run / "members" / "seed-3"], "not a run": [ensemble_run, tmp_path],
+            "unfinished member": [broken]}[case]
     if case == "exists":
         out = ensemble_run  # would overwrite the source itself: never
     if case == "inside":

@@ -77,8 +77,8 @@ def expand_members(run: Path) -> list[Path]:
     if not config_path.is_file():
         raise DigitrecError(f"{run} is not a run folder: config.json is missing")
     model = json.loads(config_path.read_text())["model"]
-    if model["arch"] == "ensemble":
-        return [run / m for m in model["members"]]
+    if model["arch"] == "ensemble":  # each member is checked like a run given directly
+        return [m for name in model["members"] for m in expand_members(run / name)]
     if not (run / "model_card.json").is_file() or not (run / "model.safetensors").is_file():
         raise DigitrecError(f"{run} is not a finished run: model_card.json or model.safetensors is missing")
     return [run]
