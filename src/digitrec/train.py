@@ -202,11 +202,17 @@ def train_one_epoch(model, opt, sched, x, y, cfg: TrainConfig, epoch: int, devic
     perm = torch.randperm(len(x), generator=gen)
     per_rank = cfg.batch_size // d.world
     steps = len(x) // cfg.batch_size if len(x) >= cfg.batch_size else 1
-    loss_sum = correct = seen = 0.0
+    # Running sums stay on the device: reading them every step would make a GPU wait for each batch.
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    seen = 0
     for step in range(steps):
         idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size][d.rank * per_rank : (d.rank + 1) * per_rank]
-        xb = random_affine(x[idx], cfg.augment, generator=gen).to(device, memory_format=torch.channels_last)
-        yb = y[idx].to(device)
+        # x may already live on the device (CUDA): the affine parameters still come from `gen` on the CPU,
+        # so the augmented batch is the same whichever device warps it.
+        xb = random_affine(x[idx.to(x.device)], cfg.augment, generator=gen).to(device,
+                                                                                memory_format=torch.channels_last)
+        yb = y[idx.to(y.device)].to(device)
         logits = model(xb)
         loss = loss_fn(logits, yb, None if soft is None else soft[idx].to(device), cfg)
         opt.zero_grad(set_to_none=True)
@@ -215,12 +221,12 @@ def train_one_epoch(model, opt, sched, x, y, cfg: TrainConfig, epoch: int, devic
         opt.step()
         if cfg.schedule == "onecycle":
             sched.step()
-        loss_sum += loss.item() * len(idx)
-        correct += (logits.argmax(1) == yb).sum().item()
+        loss_sum += loss.detach().double() * len(idx)
+        correct += (logits.argmax(1) == yb).sum()
         seen += len(idx)
         if on_batch:
-            on_batch(step + 1, steps, loss_sum / seen, correct / seen)
-    loss_sum, correct, seen = all_reduce_sum([loss_sum, correct, seen], d)
+            on_batch(step + 1, steps, loss_sum.item() / seen, correct.item() / seen)
+    loss_sum, correct, seen = all_reduce_sum([loss_sum.item(), float(correct.item()), float(seen)], d)
     return loss_sum / seen, correct / seen, lr
 
 
@@ -295,6 +301,9 @@ def train(
     x_val, y_val = to_tensor(ds.train_images[val_idx]), torch.from_numpy(ds.train_labels[val_idx])
 
     soft = teacher_targets(Path(cfg.teacher), x_train, cfg, dev) if cfg.teacher else None
+    if dev.type == "cuda":  # 60k digits are 188 MB: keep them on the GPU and augment there
+        x_train, y_train = x_train.to(dev), y_train.to(dev)
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels once
     model = build_model(cfg.model_config()).to(dev, memory_format=torch.channels_last)
     opt = make_optimizer(model, cfg)
     steps = max(len(x_train) // cfg.batch_size, 1)
@@ -359,7 +368,7 @@ def train(
         bare.load_state_dict(best_state)  # early stopping restores the best weights
     else:
         best_epoch = history[-1]["epoch"] if history else 0
-    bare.eval()
+    bare.cpu().eval()  # the run folder (export, summary, plots) is written on the CPU whatever trained it
     return RunResult(out=out, model=bare, history=history, best_epoch=best_epoch, train_images=len(x_train))
 
 
