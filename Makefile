@@ -9,7 +9,7 @@ PORT ?= 8000
 # torch is pinned exactly first: a bare range would let pip pick a multi-GB CUDA build.
 TORCH ?= torch==2.13.0
 
-.PHONY: serve test setup-serve setup-dev lint bundle frontier bench clean
+.PHONY: serve test setup-serve setup-dev lint bundle frontier sweep bench clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -57,6 +57,12 @@ frontier: setup-dev
 	$(VENV)/bin/digitrec train --preset seed --out runs/seed-seed0
 	$(VENV)/bin/digitrec train --preset vit --out runs/vit
 	$(VENV)/bin/digitrec export runs/best/members/seed-0 --int8
+
+# The GPU seed sweep of the README: three heavier variants of best, five seeds each, ten runs at a time on one
+# CUDA device (on an H200 the first ten took 5-6 minutes, time-sharing it; on 2 CPU cores, hours). Run it again
+# to resume what a deadline stopped; add --summary-only for the table alone.
+sweep: setup-dev
+	$(PY) benchmarks/sweep.py --candidates w64e30 w64e40-aug w48e40-aug --seeds 5 --jobs 10 --device cuda
 
 bench: setup-dev
 	$(PY) benchmarks/train_speed.py
