@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 from safetensors.numpy import load_file
 
 from digitrec import load_model
@@ -132,3 +133,12 @@ def test_extra_data_from_feedback_is_appended_to_the_training_set(mnist_cache, t
 
     bad = digitrec("train", "--limit", "1000", "--epochs", "1", "--extra-data", tmp_path, "--out", run, check=False)
     assert bad.returncode != 0 and "feedback export" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_cuda_run_writes_its_run_folder_on_the_cpu(mnist_cache, tmp_path):
+    """The model trains on the GPU, then the run folder (summary, export, plots) is written on the CPU."""
+    run = tmp_path / "run"
+    digitrec("train", *TINY, "--epochs", "3", "--device", "cuda", "--out", run)
+    card = json.loads((run / "model_card.json").read_text())
+    assert card["device"] == "cuda" and card["test_accuracy"] > 0.8 and card["onnx_torch_max_abs_diff"] < 1e-4
