@@ -38,7 +38,7 @@ from digitrec.train import PRESETS, TrainConfig
 
 BEST = PRESETS["best"]
 STRONGER = AugmentConfig(rotation_deg=15, shift=0.12, zoom=0.15, shear_deg=15)
-# What was tried, written as differences from the preset they start from.
+# The presets, and the variants of best that the README's GPU sweep tried (as differences from best).
 CANDIDATES: dict[str, TrainConfig] = {
     "fast": PRESETS["fast"],
     "best": BEST,
@@ -98,8 +98,8 @@ def launch(name: str, seed: int, args: argparse.Namespace, log_dir: Path) -> sub
         if value:
             cmd += [flag, str(value)]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-    log = open(log_dir / f"{name}-seed-{seed}.log", "w")  # noqa: SIM115 - closed with the process
-    return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    with open(log_dir / f"{name}-seed-{seed}.log", "w") as log:  # the child keeps its own copy of the handle
+        return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def run_pool(jobs: list[tuple[str, int]], args: argparse.Namespace) -> dict[tuple[str, int], str]:
