@@ -72,15 +72,13 @@ def run_one(name: str, seed: int, args: argparse.Namespace) -> None:
     import torch
 
     from digitrec import data as mnist
-    from digitrec.ensemble import finished_card
-    from digitrec.train import evaluate_logits, resolve_device, run, to_tensor
-
-    cfg = job_config(name, seed, args)
-    path = member_path(args.out, name, seed)
-    if finished_card(path, cfg) is None:  # a run the deadline stopped goes on from its last checkpoint
-        run(cfg, path, device=args.device, resume=(path / "checkpoint.pt").is_file(), data_dir=args.data_dir)
+    from digitrec.ensemble import train_member
     from digitrec.export import load_run_model
+    from digitrec.train import evaluate_logits, resolve_device, to_tensor
 
+    path = member_path(args.out, name, seed)
+    # resume: a run the deadline stopped goes on from its last checkpoint
+    train_member(job_config(name, seed, args), path, device=args.device, resume=True, data_dir=args.data_dir)
     dev = resolve_device(args.device)
     model = load_run_model(path).to(dev, memory_format=torch.channels_last)
     ds = mnist.load_mnist(args.data_dir)

@@ -51,21 +51,29 @@ def finished_card(run: Path, cfg) -> dict | None:
     return json.loads(card_path.read_text())
 
 
+def train_member(cfg, path: Path, *, device: str = "auto", resume: bool = False, data_dir: Path | None = None,
+                 reporter=None) -> dict | None:
+    """The card of the member at `path`: reused if it finished with this recipe, else trained (from its last
+    checkpoint when `resume` and there is one)."""
+    from digitrec.train import run
+
+    card = finished_card(path, cfg)
+    if card is None:
+        card = run(cfg, path, device=device, resume=resume and (path / "checkpoint.pt").is_file(),
+                   data_dir=data_dir, reporter=reporter)
+    return card
+
+
 def train_ensemble(cfg, out: Path, k: int, *, device: str = "auto", resume: bool = False,
                    data_dir: Path | None = None, reporter=None) -> dict | None:
     """Train (or reuse) K members, then write the ensemble's run folder; returns its model card."""
-    from digitrec.train import run
-
     runs, cards = [], []
     for i in range(k):
         member_cfg = replace(cfg, seed=cfg.seed + i)
         path = member_dir(out, member_cfg.seed)
-        card = finished_card(path, member_cfg)
-        if card is None:
-            card = run(member_cfg, path, device=device, resume=resume and (path / "checkpoint.pt").is_file(),
-                       data_dir=data_dir, reporter=reporter)
         runs.append(path)
-        cards.append(card)
+        cards.append(train_member(member_cfg, path, device=device, resume=resume, data_dir=data_dir,
+                                  reporter=reporter))
     if any(card is None for card in cards):  # a torchrun rank other than 0: rank 0 writes the folder
         return None
     return write_ensemble_folder(out, cfg.to_dict(), runs, cards, device=device, data_dir=data_dir)
