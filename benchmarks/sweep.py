@@ -135,6 +135,26 @@ def mean_std(values: list[float]) -> str:
     return f"{statistics.fmean(values) * 100:.2f} % ± {std * 100:.2f}"
 
 
+def paired_delta(a: np.ndarray, b: np.ndarray, rounds: int = 2000) -> tuple[float, float, float]:
+    """Mean of a - b and its 95 % bootstrap interval, resampling images (both rows are scored on the same ones).
+
+    a and b are per-image accuracy (each averaged over its candidate's seeds). The interval answers whether a
+    split of this size can tell the two recipes apart at all; the spread over seeds is the table's ± column.
+    """
+    d = a - b
+    rng = np.random.default_rng(0)
+    boot = [d[rng.integers(0, len(d), len(d))].mean() for _ in range(rounds)]
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    return float(d.mean()), float(lo), float(hi)
+
+
+def signed_points(delta: list[float] | None) -> str:
+    if delta is None:
+        return "–"
+    mean, lo, hi = (f"{v * 100:+.2f}".replace("-", "−") for v in delta)
+    return f"{mean} [{lo}, {hi}]"
+
+
 def summarise(names: list[str], seeds: list[int], args: argparse.Namespace) -> dict:
     from digitrec import data as mnist
 
@@ -159,18 +179,28 @@ def summarise(names: list[str], seeds: list[int], args: argparse.Namespace) -> d
         rows.append(row)
     complete = [r for r in rows if len(r["seeds"]) == len(seeds)]
     pick = max(complete, key=lambda r: (statistics.fmean(r["val_accuracy"]), -r["parameters"]), default=None)
+    # How far each candidate is from the choice, per image, and whether the split is large enough to tell.
+    right = {n: {split: np.mean([p[split].argmax(1) == y for p in probs[n]], axis=0) for split, y in labels.items()}
+             for n in names if probs[n]}
+    for r in rows:
+        for split in labels:
+            apart = pick is not None and r is not pick and r["candidate"] in right
+            r[f"{split}_delta_vs_chosen"] = (paired_delta(right[r["candidate"]][split], right[pick["candidate"]][split])
+                                             if apart else None)
 
     how = "finished runs only" if args.summary_only else f"device {args.device}, {args.jobs} runs at a time"
     print(f"\nmachine: {platform.machine()} · {how} · command: {shlex.join(sys.argv)}")
-    print("| candidate | params | seeds | training s (each) | val acc | test acc | ensemble val / test errors |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| candidate | params | seeds | training s (each) | val acc | test acc | ensemble val / test errors "
+          "| val Δ vs chosen (95 % CI) | test Δ vs chosen (95 % CI) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         mark = " ← chosen on validation" if r is pick else ""
         secs = f"{min(r['seconds']):.0f}–{max(r['seconds']):.0f}" if r["seconds"] else "–"
         ens = (f"{r['val_ensemble_errors']} / {r['test_ensemble_errors']}" if r["seeds"] else "–")
         params = f"{r['parameters']:,}" if r["parameters"] else "–"
         print(f"| {r['candidate']}{mark} | {params} | {len(r['seeds'])} | {secs} | {mean_std(r['val_accuracy'])} | "
-              f"{mean_std(r['test_accuracy'])} | {ens} |")
+              f"{mean_std(r['test_accuracy'])} | {ens} | {signed_points(r['val_delta_vs_chosen'])} | "
+              f"{signed_points(r['test_delta_vs_chosen'])} |")
 
     # Ensembles across candidates: every union of the finished seeds of two or more, chosen like one candidate's.
     finished = [n for n in names if probs[n]]

@@ -1,6 +1,7 @@
 """A tiny run of benchmarks/sweep.py: every (candidate, seed) becomes a finished member with its probabilities,
 the choice is the candidate with the best validation accuracy, a second run reuses the finished members, and a
-deadline that has passed starts nothing and says so."""
+deadline that has passed starts nothing and says so. The paired bootstrap that says whether a split can tell two
+candidates apart is checked on per-image accuracies whose answer is known."""
 
 import json
 import os
@@ -13,6 +14,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks" / "sweep.py"
+sys.path.insert(0, str(BENCH.parent))
+from sweep import paired_delta  # noqa: E402
 
 
 def sweep(out: Path, *args: str) -> subprocess.CompletedProcess:
@@ -31,6 +34,11 @@ def test_sweep_trains_every_member_and_chooses_on_validation(mnist_cache, tmp_pa
     assert set(rows) == {"student", "fast"} and all(r["seeds"] == [0] for r in rows.values())
     assert summary["chosen"] == max(rows, key=lambda n: (rows[n]["val_accuracy"][0], -rows[n]["parameters"]))
     assert [u["members"] for u in summary["unions"]] == [["student", "fast"]]
+    other = next(n for n in rows if n != summary["chosen"])
+    assert rows[summary["chosen"]]["val_delta_vs_chosen"] is None
+    mean, lo, hi = rows[other]["val_delta_vs_chosen"]
+    assert mean == pytest.approx(rows[other]["val_accuracy"][0] - rows[summary["chosen"]]["val_accuracy"][0])
+    assert lo <= mean <= hi and mean <= 0
     for name in rows:
         member = tmp_path / name / "members" / "seed-0"
         card = json.loads((member / "model_card.json").read_text())
@@ -53,3 +61,20 @@ def test_a_passed_deadline_starts_nothing_and_fails(mnist_cache, tmp_path):
     assert out.returncode == 1
     assert "not finished: student seed 0: not started (deadline)" in out.stdout
     assert not (tmp_path / "student" / "members").exists()
+
+
+def test_paired_delta_resolves_a_large_gap_and_not_a_small_one():
+    n = 6000
+    chosen = np.ones(n)
+    worse_by_60 = chosen.copy()
+    worse_by_60[:60] = 0  # 1 point: far outside what resampling 6,000 images moves
+    mean, lo, hi = paired_delta(worse_by_60, chosen)
+    assert mean == pytest.approx(-0.01) and hi < 0 and lo < mean < hi
+    swapped = chosen.copy()
+    swapped[:2] = 0  # two images lost, two others gained: a difference of zero, and an interval around it
+    other = chosen.copy()
+    other[2:4] = 0
+    mean, lo, hi = paired_delta(swapped, other)
+    assert mean == 0 and lo < 0 < hi
+    assert paired_delta(chosen, chosen) == (0.0, 0.0, 0.0)
+    assert paired_delta(worse_by_60, chosen) == paired_delta(worse_by_60, chosen)  # a fixed seed: reruns agree
