@@ -9,8 +9,9 @@ same recipe is skipped here too. Beside each member the sweep keeps its softmax 
 (OUT/<candidate>/probs/seed-<s>.npz) so that ensembles are scored without running the models again.
 
 The table gives, per candidate: seeds finished, validation and test accuracy (mean ± sample std over seeds),
-training seconds, and the ensemble of its finished seeds. The choice is the highest mean validation accuracy
-among candidates with every seed finished (ties: fewer parameters); test is printed beside it, never used.
+training seconds, the ensemble of its finished seeds, and its accuracy minus the chosen one's with a bootstrap
+interval over images (`paired_delta`). The choice is the highest mean validation accuracy among candidates with
+every seed finished (ties: fewer parameters); test is printed beside it, never used.
 `--deadline S` stops launching and ends unfinished runs after S seconds, so a sweep fits a fixed lease; the same
 command run again goes on from each stopped run's last checkpoint.
 """
