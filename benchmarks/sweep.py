@@ -149,7 +149,7 @@ def paired_delta(a: np.ndarray, b: np.ndarray, rounds: int = 2000) -> tuple[floa
     return float(d.mean()), float(lo), float(hi)
 
 
-def signed_points(delta: list[float] | None) -> str:
+def signed_points(delta: tuple[float, float, float] | None) -> str:
     if delta is None:
         return "–"
     mean, lo, hi = (f"{v * 100:+.2f}".replace("-", "−") for v in delta)
@@ -165,7 +165,7 @@ def summarise(names: list[str], seeds: list[int], args: argparse.Namespace) -> d
     def errors(probs: list, split: str) -> int:  # of the mean of the members' probabilities
         return int((np.mean([p[split] for p in probs], axis=0).argmax(1) != labels[split]).sum())
 
-    rows, probs = [], {}
+    rows, probs, right = [], {}, {}
     for name in names:
         done = [s for s in seeds if probs_path(args.out, name, s).is_file()]
         cards = [json.loads((member_path(args.out, name, s) / "model_card.json").read_text()) for s in done]
@@ -174,15 +174,15 @@ def summarise(names: list[str], seeds: list[int], args: argparse.Namespace) -> d
                "parameters": cards[0]["parameters"]["trainable"] if cards else None,
                "seconds": [c["training_seconds"] for c in cards]}
         for split, y in labels.items():
-            row[f"{split}_accuracy"] = [float((p[split].argmax(1) == y).mean()) for p in probs[name]]
+            hits = [p[split].argmax(1) == y for p in probs[name]]  # per member, per image
+            row[f"{split}_accuracy"] = [float(h.mean()) for h in hits]
             if done:
                 row[f"{split}_ensemble_errors"] = errors(probs[name], split)
+                right.setdefault(name, {})[split] = np.mean(hits, axis=0)  # per image, over the seeds
         rows.append(row)
     complete = [r for r in rows if len(r["seeds"]) == len(seeds)]
     pick = max(complete, key=lambda r: (statistics.fmean(r["val_accuracy"]), -r["parameters"]), default=None)
     # How far each candidate is from the choice, per image, and whether the split is large enough to tell.
-    right = {n: {split: np.mean([p[split].argmax(1) == y for p in probs[n]], axis=0) for split, y in labels.items()}
-             for n in names if probs[n]}
     for r in rows:
         for split in labels:
             apart = pick is not None and r is not pick and r["candidate"] in right
