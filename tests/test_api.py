@@ -193,8 +193,8 @@ def bad_requests(drawing: bytes) -> dict[str, tuple[dict, int, str]]:
         "pixels strings": ({"json": {"pixels": [["a"] * 28] * 28}}, 422, "pixels"),
         "text/plain": ({"content": b"7", "headers": {"content-type": "text/plain"}}, 415, "Content-Type"),
         "no content-type": ({"content": b"7"}, 415, "Content-Type"),
-        "body over 2 MB": ({"content": b"0" * (2 * 2**20 + 1), "headers": j}, 413, "limit"),
-        "chunked over 2 MB": ({"content": iter([b"0" * 2**16] * 40), "headers": j}, 413, "limit"),
+        "body over 10 MB": ({"content": b"0" * (10 * 2**20 + 1), "headers": j}, 413, "limit"),
+        "chunked over 10 MB": ({"content": iter([b"0" * 2**16] * 161), "headers": j}, 413, "limit"),
     }
 
 
@@ -277,7 +277,8 @@ def test_model_health_and_readiness(client):
         "BMP",
         "GIF",
     }
-    assert info["limits"] == {"max_body_bytes": 2 * 2**20, "max_image_pixels": 4096 * 4096, "max_batch": 256}
+    assert info["limits"] == {"max_body_bytes": 10 * 2**20, "max_image_pixels": 4096 * 4096, "max_batch": 256,
+                              "max_batch_pixels": 32 * 2**20}
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
@@ -330,12 +331,13 @@ def test_serve_command_refuses_a_missing_model(tmp_path):
 def test_limits_are_configurable(drawings):
     """Settings come from the environment (DIGITREC_MAX_*), which is also how worker processes get them."""
     env = {"DIGITREC_MAX_BODY_BYTES": "20000", "DIGITREC_MAX_IMAGE_PIXELS": "10000"}
-    env["DIGITREC_MAX_BATCH"] = "2"
+    env |= {"DIGITREC_MAX_BATCH": "2", "DIGITREC_MAX_BATCH_PIXELS": "10000"}
     with live_server(env) as url, httpx.Client(base_url=url, timeout=30) as c:
         assert c.get("/api/model").json()["limits"] == {
             "max_body_bytes": 20000,
             "max_image_pixels": 10000,
             "max_batch": 2,
+            "max_batch_pixels": 10000,
         }
         small = png(Image.open(io.BytesIO(drawings[2][1])).resize((90, 90)))  # 8100 pixels: allowed
         assert c.post("/api/predict", files={"file": ("d.png", small)}).status_code == 200
@@ -345,6 +347,10 @@ def test_limits_are_configurable(drawings):
         assert r.status_code == 413 and "19.5 KiB" in r.json()["detail"]
         r = c.post("/api/predict/batch", json={"images": [{"pixels": [[0.0] * 28] * 28}] * 3})
         assert r.status_code == 413 and "at most 2" in r.json()["detail"]
+        r = c.post("/api/predict/batch", files=[("files", ("d.png", small)), ("files", ("d.png", small))])
+        assert r.status_code == 413 and "16,200 pixels, over the limit of 10,000" in r.json()["detail"]
+        r = c.post("/api/predict/batch", files=[("files", ("d.png", small))])
+        assert r.status_code == 200
 
 
 def test_openapi_docs_work_offline_from_local_assets(client):

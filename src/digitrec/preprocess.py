@@ -18,7 +18,7 @@ from digitrec.images import (
     MAX_PIXELS,
     ImageError,
     ImageSource,
-    array_to_gray,
+    decode_gray,
     grey8,
     image_to_gray,
     open_image,
@@ -37,9 +37,7 @@ _SPECK = 0.1  # ink blobs smaller than this fraction of the largest one are spec
 
 def to_gray(source: ImageSource | np.ndarray, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Any image or array -> (H, W) float32 grey levels 0..255; transparency is composited on white."""
-    if isinstance(source, np.ndarray):
-        return array_to_gray(source, max_pixels)
-    return image_to_gray(open_image(source, max_pixels=max_pixels, draft=(_WORK[1], _WORK[1])), max_pixels)
+    return decode_gray(source, max_pixels=max_pixels, side=_WORK[1])[0]
 
 
 def _resize(a: np.ndarray, size: tuple[int, int], resample=Image.Resampling.LANCZOS) -> np.ndarray:

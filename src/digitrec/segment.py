@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from digitrec.images import decode_gray
 from digitrec.preprocess import (
     MAX_PIXELS,
     MIN_CONTRAST,
@@ -27,7 +28,6 @@ from digitrec.preprocess import (
     _resize,
     _spread,
     stroke_width,
-    to_gray,
     to_mnist,
 )
 
@@ -118,13 +118,13 @@ def label(mask: np.ndarray) -> tuple[np.ndarray, int]:
 
 def ink_image(source: ImageSource | np.ndarray, *, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, float]:
     """The working image with ink bright on a flat black background, and its scale from the input."""
-    g = to_gray(source, max_pixels=max_pixels)
+    g, decoded = decode_gray(source, max_pixels=max_pixels, side=WORK_SIDE)
     h, w = g.shape
     scale = min(1.0, WORK_SIDE / max(h, w))
     if scale < 1:
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
         g = np.clip(_resize(g, size, Image.Resampling.BOX), 0, 255)
-    return _flatten(_ink_up(g)), scale
+    return _flatten(_ink_up(g)), scale * decoded
 
 
 def ink_mask(flat: np.ndarray) -> np.ndarray | None:

@@ -30,9 +30,10 @@ SETTINGS_ENV_PREFIX = "DIGITREC_"
 class Settings:
     """Request limits. Each can be set from the environment, e.g. DIGITREC_MAX_BODY_BYTES=4000000."""
 
-    max_body_bytes: int = 2 * 1024 * 1024
+    max_body_bytes: int = 10 * 1024 * 1024  # a phone photo is a 3-8 MB JPEG
     max_image_pixels: int = 4096 * 4096  # checked from the header, before a single pixel is decoded
     max_batch: int = 256
+    max_batch_pixels: int = 32 * 1024 * 1024  # all images of one batch together, from their headers
 
     @classmethod
     def from_env(cls) -> Settings:

@@ -11,10 +11,8 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
-import io
 import json
 import logging
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
@@ -22,12 +20,11 @@ from typing import Any, TypeVar
 import numpy as np
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from PIL import Image
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
 from digitrec.errors import DigitrecError
-from digitrec.images import Header
+from digitrec.images import FORMATS_TEXT, Header, ImageError, ImageTooLarge, UnsupportedImage, read_header
 from digitrec.web.app import Settings
 from digitrec.web.schemas import ImageIn, PixelsIn, PredictIn
 
@@ -40,9 +37,8 @@ except ImportError:  # python-multipart < 0.0.13 names its module `multipart`
 
 log = logging.getLogger("digitrec.web")
 
-# Pillow's names for the formats we accept (MPO is how Pillow sees many phone-camera JPEGs).
-FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "MPO": "JPEG", "WEBP": "WebP", "BMP": "BMP", "GIF": "GIF"}
-FORMATS_TEXT = "PNG, JPEG, WebP, BMP or GIF"
+# The formats we accept, as /api/model lists them (images.PILLOW_FORMATS are Pillow's names for them).
+FORMATS = ("BMP", "GIF", "JPEG", "PNG", "WebP")
 # Pixels sent as MNIST arrays skip preprocessing, so they get their own "is anything drawn?" test:
 # fewer than this many clearly-inked pixels is blank, reported as no digit rather than guessed.
 MIN_INK_PIXELS = 4
@@ -304,6 +300,8 @@ def decode(item: Item, settings: Settings, read: Callable[..., T]) -> T:
         log.warning("could not decode %s", item.where, exc_info=True)
         detail = f"{item.where} could not be decoded as an image ({type(exc).__name__})."
         raise HTTPException(400, detail) from exc
+    finally:
+        header.image.close()  # the decoded pixels go now, not when the request ends (a batch holds many)
 
 
 def checked(item: Item, settings: Settings) -> Item:
@@ -315,29 +313,24 @@ def checked(item: Item, settings: Settings) -> Item:
 
 
 def check_image(item: Item, settings: Settings) -> Header:
-    """An encoded item, opened, once its header says it is an accepted format within the pixel limit (no
-    pixel decoded yet: images.open_image decodes the Header as it would the bytes, without parsing the file a
-    second time). Every route that decodes an upload goes through here first."""
+    """An encoded item, opened, once its header says it is an accepted format within the pixel limit and
+    cheap to decode (images.read_header; no pixel decoded yet: images.open_image decodes the Header as it
+    would the bytes, without parsing the file a second time). Every route that decodes an upload goes
+    through here first."""
     data = item.data or b""
     if not data:
         raise HTTPException(400, f"{item.where} is empty; send a {FORMATS_TEXT} image.")
-    # Image.open reads only the header: format and size are known before any pixel is decoded, so a
-    # decompression bomb (a tiny PNG claiming 100k x 100k pixels) is refused without costing memory.
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data))
-            fmt, (width, height) = im.format, im.size
-    except Image.DecompressionBombError as exc:
-        raise HTTPException(413, f"{item.where} has too many pixels; the limit is 4096×4096.") from exc
-    except Exception as exc:  # Pillow raises many types on garbage (OSError, SyntaxError, ValueError, ...)
-        raise HTTPException(400, f"{item.where} is not a readable {FORMATS_TEXT} image.") from exc
-    if fmt not in FORMATS:
-        raise HTTPException(415, f"{item.where} is a {fmt} image; send {FORMATS_TEXT}.")
-    if width * height > settings.max_image_pixels:
+        header = read_header(data, max_pixels=settings.max_image_pixels)
+    except ImageTooLarge as exc:
+        size = f"{exc.size[0]}×{exc.size[1]}" if exc.size else "too many"
         raise HTTPException(
             413,
-            f"{item.where} is {width}×{height} pixels, over the limit of {settings.max_image_pixels:,} "
-            "pixels; send a smaller image.",
-        )
-    return Header(im)
+            f"{item.where} is {size} pixels, over the limit of {settings.max_image_pixels:,} pixels; send a "
+            "smaller image.",
+        ) from exc
+    except UnsupportedImage as exc:
+        raise HTTPException(415, f"{item.where}: {exc}") from exc
+    except ImageError as exc:
+        raise HTTPException(400, f"{item.where} is not a readable {FORMATS_TEXT} image.") from exc
+    return header

@@ -20,7 +20,6 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from digitrec.images import Header
 from digitrec.predictor import Prediction, Predictor
 from digitrec.web.app import STATIC_DIR
 from digitrec.web.inputs import FORMATS, Item, batch_body, checked, settings_of, single_body, to_model_input
@@ -40,12 +39,15 @@ from digitrec.web.schemas import (
 log = logging.getLogger("digitrec.web")
 api_router = APIRouter()
 page_router = APIRouter()
-# /api/predict answers one image of at most this many pixels (the page sends 280x280; 28x28 `pixels` always
-# qualify) on the event loop: ~0.8 ms of work for a drawing, ~9 ms for the worst 320x320 content measured
-# (noise as a 400 KB PNG). The hop to the thread pool and back costs two thread wake-ups, which on a 2-vCPU VM
-# made a canvas answer 2.2 ms instead of 1.8 (benchmarks/serve_latency.py), and under 32 concurrent clients
-# gave 310 req/s instead of 490 (benchmarks/serve_load.py): the GIL serialises this work anyway. Anything
-# bigger (a photo can be 4096x4096, tens of ms) goes to the thread pool, so the loop is never held for long.
+# /api/predict answers one small image on the event loop: at most INLINE_MAX_BYTES encoded (the page sends a
+# 280x280 PNG of a few KB; 28x28 `pixels` always qualify), whose header then says at most INLINE_MAX_PIXELS:
+# ~0.8 ms of work for a drawing, ~9 ms for the worst 320x320 content measured (noise as a PNG). The hop to the
+# thread pool and back costs two thread wake-ups, which on a 2-vCPU VM made a canvas answer 2.2 ms instead of
+# 1.8 (benchmarks/serve_latency.py), and under 32 concurrent clients gave 310 req/s instead of 490
+# (benchmarks/serve_load.py): the GIL serialises this work anyway. The header is parsed on the loop only for
+# small bodies, and images.read_header refuses the costly encodings before decoding; anything bigger, header
+# check included, goes to the thread pool, so the loop is never held for long (benchmarks/hostile.py).
+INLINE_MAX_BYTES = 64 * 1024
 INLINE_MAX_PIXELS = 320 * 320
 
 
@@ -143,9 +145,11 @@ async def predict(request: Request) -> Response:
     """One image: multipart field `file`, or JSON `{"image": base64 or data URL}` or `{"pixels": 28×28}`."""
     # The body is read here rather than through Depends(single_body): the same code without FastAPI's
     # dependency machinery, ~20 µs a request (the OpenAPI body is described by openapi_extra either way).
-    item = checked(await single_body(request), settings_of(request))  # the header only: no pixel decoded
+    item = await single_body(request)
     request.state.after_answer = after = []  # work the prediction hooks leave for after the answer
-    if item.header is None or _pixel_count(item.header) <= INLINE_MAX_PIXELS:  # None: 28x28 pixels
+    if item.pixels is None and len(item.data or b"") <= INLINE_MAX_BYTES:
+        item = checked(item, settings_of(request))  # the header only: no pixel decoded
+    if item.pixels is not None or (item.header is not None and item.header.pixels <= INLINE_MAX_PIXELS):
         response = _predict_one(item, request)
     else:
         response = await run_in_threadpool(_predict_one, item, request)
@@ -163,11 +167,6 @@ def _predict_one(item: Item, request: Request) -> Response:
     return _json_response(_run([item], request)[0])
 
 
-def _pixel_count(header: Header) -> int:
-    width, height = header.image.size
-    return width * height
-
-
 @api_router.post(
     "/api/predict/batch",
     response_model=BatchOut,
@@ -180,6 +179,15 @@ def _pixel_count(header: Header) -> int:
 )
 def predict_batch(request: Request, items: list[Item] = Depends(batch_body)) -> Response:
     """Several images (multipart `files`, or JSON `{"images": [...]}`), answered in request order."""
+    settings = settings_of(request)
+    items = [checked(item, settings) for item in items]  # every header first: nothing decoded yet
+    pixels = sum(item.header.pixels for item in items if item.header is not None)
+    if pixels > settings.max_batch_pixels:
+        raise HTTPException(
+            413,
+            f"the batch holds {pixels:,} pixels, over the limit of {settings.max_batch_pixels:,}; send fewer or "
+            "smaller images.",
+        )
     return _json_response(BatchOut(results=_run(items, request)))
 
 
@@ -192,11 +200,12 @@ def model_info(request: Request) -> ModelOut:
         sha256=predictor.sha256,
         test_accuracy=predictor.test_accuracy,
         input=predictor.input_spec,
-        formats=sorted(set(FORMATS.values())),
+        formats=list(FORMATS),
         limits=LimitsOut(
             max_body_bytes=settings.max_body_bytes,
             max_image_pixels=settings.max_image_pixels,
             max_batch=settings.max_batch,
+            max_batch_pixels=settings.max_batch_pixels,
         ),
     )
 

@@ -84,6 +84,7 @@ class LimitsOut(BaseModel):
     max_body_bytes: int
     max_image_pixels: int
     max_batch: int
+    max_batch_pixels: int
 
 
 class ModelOut(BaseModel):
