@@ -28,6 +28,9 @@ MAX_PIXELS = 4096 * 4096
 PILLOW_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")
 FORMATS_TEXT = "PNG, JPEG, WebP, BMP or GIF"
 MAX_JPEG_SCANS = 64  # a progressive JPEG has about 10 scans; each one is a full pass over the image
+# Pillow decodes an animated WebP's first frame through libwebp's animation decoder, which holds several
+# canvases: ~15 bytes a pixel (242 MB for 4096², benchmarks/hostile.py), against ~5 for a still WebP.
+MAX_ANIMATED_WEBP_PIXELS = 2048 * 2048
 _FILL_RUN = re.compile(rb"\xff{256}")  # fill bytes before a JPEG marker: Pillow skips them one by one in Python
 _STRIP_PIXELS = 1 << 18  # transparency is composited this many pixels at a time
 # First bytes of formats people send that we do not read, so that the answer can name them.
@@ -109,6 +112,9 @@ def read_header(data: bytes, *, max_pixels: int = MAX_PIXELS) -> Header:
     if im.format == "BMP" and any(tile[0] != "raw" for tile in im.tile):
         raise UnsupportedImage("run-length compressed BMP files are not supported; send an uncompressed BMP "
                                "or a PNG.")
+    if im.format == "WEBP" and getattr(im, "n_frames", 1) > 1 and im.width * im.height > MAX_ANIMATED_WEBP_PIXELS:
+        raise UnsupportedImage(f"animated WebP images of more than {MAX_ANIMATED_WEBP_PIXELS:,} pixels are not "
+                               "supported; send its first frame as a PNG or JPEG.")
     if is_jpeg and data.count(b"\xff\xda") > MAX_JPEG_SCANS:  # 0xFF in coded data is escaped: these are markers
         raise UnsupportedImage(f"the JPEG has more than {MAX_JPEG_SCANS} scans; save it again as a baseline "
                                "or ordinary progressive JPEG.")

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from digitrec.images import decode_gray
+from digitrec.images import ImageError, decode_gray
 from digitrec.preprocess import (
     MAX_PIXELS,
     MIN_CONTRAST,
@@ -38,6 +38,9 @@ SPLIT_ASPECT = 1.15  # a group wider than this times its height holds several di
 DIGIT_ASPECT = 0.7  # typical width / height of one handwritten digit, used to guess how many
 PRIOR_PENALTY = 0.01  # mean log-confidence a less likely digit count must win by (a tie-break)
 MIN_HEIGHT = 0.3  # groups shorter than this fraction of the median height (and small) are dots/dashes
+# More separate ink pieces than this is a page, a texture or a grid, not a number: grouping and reading them
+# costs time and memory per piece (a 2048² grid of 14,000 marks took 2.4 s and 290 MB: benchmarks/hostile.py).
+MAX_PIECES = 300
 
 
 @dataclass(frozen=True)
@@ -229,6 +232,9 @@ def _analyse(source: ImageSource | np.ndarray, max_pixels: int) -> list[list[lis
     labels, n = label(mask)
     if n == 0:
         return []
+    if n > MAX_PIECES:
+        raise ImageError(f"the image has {n:,} separate marks, more than a number's {MAX_PIECES}; crop it to "
+                         "the number.")
     ys, xs = np.nonzero(labels)
     lab = labels[ys, xs] - 1
     area = np.bincount(lab, minlength=n)
