@@ -31,8 +31,8 @@ RUN /opt/venv/bin/pip install --quiet --no-deps ".[${EXTRAS}]" \
 
 # -- runtime: the venv only, a non-root user, a writable /data for the SQLite feedback store --------------
 FROM python:3.11-slim
-RUN groupadd --system --gid 10001 digitrec \
- && useradd --system --uid 10001 --gid 10001 --no-log-init --home-dir /data --shell /usr/sbin/nologin digitrec \
+RUN groupadd --gid 10001 digitrec \
+ && useradd --uid 10001 --gid 10001 --no-log-init --home-dir /data --shell /usr/sbin/nologin digitrec \
  && mkdir -p /data && chown digitrec:digitrec /data
 COPY --from=build /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \
