@@ -173,8 +173,17 @@ def test_a_hanging_redis_delays_but_never_fails_an_answer(tmp_path, own_redis):
 
 def test_unreachable_redis_at_start_is_one_clear_error(tmp_path):
     pytest.importorskip("redis")
-    r = start_fails(tmp_path, "--rate-limit", "5/second", "--rate-limit-storage", f"redis://127.0.0.1:{free_port()}")
+    url = f"redis://:hunter2@127.0.0.1:{free_port()}/0"
+    r = start_fails(tmp_path, "--rate-limit", "5/second", "--rate-limit-storage", url)
     assert r.returncode == 1 and "Redis does not answer" in r.stderr and "Traceback" not in r.stderr + r.stdout
+    assert "hunter2" not in r.stderr + r.stdout and ":***@127.0.0.1" in r.stderr
+
+
+@pytest.mark.parametrize("value", ["2/hour", "off"])
+def test_the_limit_comes_from_the_environment_as_the_image_sets_it(tmp_path, value):
+    with cli_server(tmp_path, "--db", "off", env={"DIGITREC_RATE_LIMIT": value}) as s:
+        codes = [predict(s.url).status_code for _ in range(4)]
+    assert codes == ([200, 200, 429, 429] if value != "off" else [200] * 4)
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -95,7 +95,8 @@ def _redact(uri: str) -> str:
     parts = urlsplit(uri)
     if parts.password is None:
         return uri
-    return parts._replace(netloc=f"{parts.username or ''}:***@{parts.hostname}:{parts.port}").geturl()
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{parts.username or ''}:***@{host}").geturl()
 
 
 def _storage(uri: str | None):
