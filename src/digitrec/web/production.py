@@ -112,7 +112,7 @@ def _check_forwarded_allow_ips(value: str) -> None:
             ipaddress.ip_network(item, strict=False)
         except ValueError as exc:
             raise DigitrecError(f"--forwarded-allow-ips: {item!r} is not an IP address or network "
-                                "(e.g. 10.0.0.0/8,127.0.0.1, or * to trust every peer).") from exc
+                                "(e.g. 10.0.0.0/8,127.0.0.1).") from exc
 
 
 def install(app: FastAPI, options: ServeOptions) -> None:
