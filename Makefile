@@ -1,6 +1,8 @@
 # Two entry points that work on a fresh machine (Python 3.10+ with venv):
 #   make serve   set up .venv with digitrec[serve] (no torch) and run the web app on the bundled model
 #   make test    set up .venv with every extra and run the whole test suite (what CI runs)
+#   make image   build the serving image digitrec:latest (docker when a Docker engine runs, else podman)
+#   make image-test  build it, run it and smoke-test it from outside (what CI runs after `make test`)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
@@ -9,7 +11,7 @@ PORT ?= 8000
 # torch is pinned exactly first: a bare range would let pip pick a multi-GB CUDA build.
 TORCH ?= torch==2.13.0
 
-.PHONY: serve test setup-serve setup-dev lint bundle frontier sweep bench clean
+.PHONY: serve test image image-test setup-serve setup-dev lint bundle frontier sweep bench clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -32,6 +34,15 @@ serve: setup-serve
 
 test: setup-dev
 	$(PY) -m pytest
+
+# The image (.ci/build-image: podman needs a base made once from Debian, see docs/production.md). The smoke test
+# draws its digit with digitrec.synth, so it runs with the serve venv's Python.
+IMAGE ?= digitrec:latest
+image:
+	IMAGE=$(IMAGE) .ci/build-image
+
+image-test: setup-serve
+	IMAGE=$(IMAGE) PYTHON=$(abspath $(PY)) .ci/image-test
 
 lint: setup-dev
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -98,7 +98,8 @@ def _dockerfile() -> tuple[dict[str, str], str, str]:
     import shlex
 
     text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
-    assert re.search(r"^ARG EXTRAS=serve$", text, re.M), "the image must install what serve_venv installs"
+    # The image adds the redis extra (the Redis client, pure Python), used only with DIGITREC_RATE_LIMIT_STORAGE.
+    assert re.search(r"^ARG EXTRAS=serve(,redis)?$", text, re.M), "the image must install what serve_venv installs"
     env_line = re.findall(r"^ENV (.*)$", text, re.M)[-1]
     env = dict(item.split("=", 1) for item in shlex.split(env_line))
     cmd = json.loads(re.search(r"^CMD (\[.*\])$", text, re.M).group(1))
@@ -117,6 +118,7 @@ def test_server_runs_as_the_docker_image_runs_it(serve_venv: Path, tmp_path: Pat
                PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"))
     env["PATH"] = f"{serve_venv / 'bin'}:/usr/bin:/bin"
     assert env["WEB_CONCURRENCY"] == "2"
+    env["DIGITREC_RATE_LIMIT"] = "1000/second"  # the image's limit stays on, above this test's burst of requests
     proc = subprocess.Popen(["sh", "-c", cmd], cwd=tmp_path, env=env)
     try:
         url = f"http://127.0.0.1:{port}"

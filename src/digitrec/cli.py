@@ -333,12 +333,20 @@ def serve(
     db: str | None = typer.Option(None, "--db", envvar="DIGITREC_DB",
                                   help="Feedback store: sqlite:///file.db, postgresql://..., or off "
                                        "(default: SQLite under $DIGITREC_DATA_DIR or ~/.local/share/digitrec)."),
-    rate_limit: str | None = typer.Option(None, "--rate-limit", help="Per-client limit, e.g. 20/second (off)."),
+    rate_limit: str | None = typer.Option(None, "--rate-limit", envvar="DIGITREC_RATE_LIMIT",
+                                          help="Per-client limit, e.g. 20/second, or off (default: off)."),
     cors_origin: list[str] = typer.Option([], "--cors-origin", help="Allow this origin (repeatable; off)."),
     candidate: OptPath = typer.Option(None, "--candidate", help="A/B: a second model for a share of clients."),
     candidate_share: float = typer.Option(0.1, "--candidate-share", min=0.0, max=1.0,
                                           help="Share of clients (by a stable hash) the candidate answers."),
     access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="JSON access log on stderr."),
+    rate_limit_storage: str | None = typer.Option(
+        None, "--rate-limit-storage", envvar="DIGITREC_RATE_LIMIT_STORAGE",
+        help="Where the rate limit counts: redis://HOST:PORT shares it across workers and replicas "
+             "(default: memory, per worker)."),
+    forwarded_allow_ips: str | None = typer.Option(
+        None, "--forwarded-allow-ips", envvar="FORWARDED_ALLOW_IPS",
+        help="Proxies whose X-Forwarded-For is believed, comma-separated IPs/networks (default 127.0.0.1)."),
 ) -> None:
     """Serve the drawing page and the REST API (OpenAPI docs at /docs, metrics at /metrics)."""
     try:
@@ -346,9 +354,12 @@ def serve(
         from digitrec.web.production import ServeOptions
     except ImportError as exc:
         fail(f"serving needs the web extras ({exc.name} is missing): pip install 'digitrec[serve]'.")
+    if rate_limit and rate_limit.strip().lower() in ("off", "none", "0"):
+        rate_limit = None  # the image sets DIGITREC_RATE_LIMIT; this turns it off
     options = ServeOptions(db=db, rate_limit=rate_limit, cors_origins=tuple(cors_origin),
                            candidate=str(candidate) if candidate else None, candidate_share=candidate_share,
-                           access_log=access_log)
+                           access_log=access_log, rate_limit_storage=rate_limit_storage,
+                           forwarded_allow_ips=forwarded_allow_ips)
     try:
         run_server(host=host, port=port, model=model, workers=workers, options=options)
     except DigitrecError as exc:

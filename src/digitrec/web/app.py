@@ -236,7 +236,10 @@ def serve(
     store = options.open_store()
     if store is not None:
         store.close()
+    options.check_reachable()
     run = uvicorn_options(host, port)
+    if options.forwarded_allow_ips:
+        run["forwarded_allow_ips"] = options.forwarded_allow_ips
     if workers > 1:
         # Worker processes import the app by name, so the model path and the options travel through the
         # environment; metrics are summed over workers through prometheus-client's multiprocess folder.

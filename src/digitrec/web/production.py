@@ -22,6 +22,7 @@ NO_DB = ("off", "none")
 _ENV = {
     "db": DB_ENV,
     "rate_limit": "DIGITREC_RATE_LIMIT",
+    "rate_limit_storage": "DIGITREC_RATE_LIMIT_STORAGE",
     "cors_origins": "DIGITREC_CORS_ORIGINS",
     "candidate": "DIGITREC_CANDIDATE",
     "candidate_share": "DIGITREC_CANDIDATE_SHARE",
@@ -37,6 +38,10 @@ class ServeOptions:
     candidate: str | None = None  # A/B: a second model...
     candidate_share: float = 0.1  # ...answering this share of clients
     access_log: bool = True
+    rate_limit_storage: str | None = None  # redis://HOST:PORT: one count for every worker and replica
+    # uvicorn's setting (the parent gives it to uvicorn, which applies it in every worker; not in the env):
+    # X-Forwarded-For is believed only from these addresses/networks. None: $FORWARDED_ALLOW_IPS or 127.0.0.1.
+    forwarded_allow_ips: str | None = None
 
     @classmethod
     def from_env(cls) -> ServeOptions:
@@ -52,6 +57,7 @@ class ServeOptions:
             candidate=env["candidate"] or None,
             candidate_share=share,
             access_log=(env["access_log"] or "1").lower() not in ("0", "false", "no", "off"),
+            rate_limit_storage=env["rate_limit_storage"] or None,
         )
 
     def to_env(self) -> dict[str, str]:
@@ -62,6 +68,7 @@ class ServeOptions:
             "candidate": self.candidate or "",
             "candidate_share": str(self.candidate_share),
             "access_log": "1" if self.access_log else "0",
+            "rate_limit_storage": self.rate_limit_storage or "",
         }
         return {_ENV[k]: v for k, v in values.items()}
 
@@ -73,9 +80,39 @@ class ServeOptions:
             from digitrec.web.protection import parse_rate
 
             parse_rate(self.rate_limit)
+        if self.rate_limit_storage:
+            from digitrec.web.protection import check_storage_uri
+
+            if not self.rate_limit:
+                raise DigitrecError("--rate-limit-storage needs --rate-limit (e.g. --rate-limit 20/second).")
+            check_storage_uri(self.rate_limit_storage)
+        if self.forwarded_allow_ips:
+            _check_forwarded_allow_ips(self.forwarded_allow_ips)
+
+    def check_reachable(self) -> None:
+        """The shared rate-limit store answers: checked once at start, in the parent (a clear exit 1 if not);
+        a worker started later while Redis is down fails open instead of crash-looping."""
+        if self.rate_limit and self.rate_limit_storage:
+            from digitrec.web.protection import ping_storage
+
+            ping_storage(self.rate_limit_storage)
 
     def open_store(self) -> Any:
         return None if (self.db or "").lower() in NO_DB else open_store(self.db)
+
+
+def _check_forwarded_allow_ips(value: str) -> None:
+    """uvicorn takes a malformed entry silently as a literal that never matches: refuse it here instead."""
+    import ipaddress
+
+    for item in (v.strip() for v in value.split(",")):
+        if item == "*":
+            continue
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError as exc:
+            raise DigitrecError(f"--forwarded-allow-ips: {item!r} is not an IP address or network "
+                                "(e.g. 10.0.0.0/8,127.0.0.1).") from exc
 
 
 def install(app: FastAPI, options: ServeOptions) -> None:
@@ -104,7 +141,7 @@ def install(app: FastAPI, options: ServeOptions) -> None:
         return JSONResponse({"detail": str(exc)}, status_code=404)
 
     if options.rate_limit:
-        app.add_middleware(RateLimitMiddleware, rate=options.rate_limit)
+        app.add_middleware(RateLimitMiddleware, rate=options.rate_limit, storage=options.rate_limit_storage)
     add_cors(app, options.cors_origins)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(ObservabilityMiddleware)
