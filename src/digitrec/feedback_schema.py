@@ -100,7 +100,7 @@ def migrate(conn: Any, kind: str) -> str:
         if kind == "sqlite":
             cur.execute("BEGIN IMMEDIATE")
         else:
-            cur.execute("SELECT pg_advisory_xact_lock(%s)" % _PG_LOCK_KEY)
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_LOCK_KEY,))
         cur.execute(PREDICTIONS.format(blob="BYTEA" if kind == "postgresql" else "BLOB"))
         cur.execute(_META)
         cur.execute("SELECT value FROM digitrec_meta WHERE key = 'schema'")
