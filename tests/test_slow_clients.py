@@ -34,7 +34,7 @@ def server(request, tmp_path_factory):
     env = {"DIGITREC_HEAVY_WAIT": "0", "DIGITREC_ADMIN_TOKEN": TOKEN,
            "DIGITREC_MODEL_DIRS": os.pathsep.join([str(tmp), "/dev"])}
     with cli_server(tmp, *args, env=env) as s:
-        s.tmp = tmp
+        s.tmp, s.stack = tmp, request.param
         yield s
 
 
@@ -82,7 +82,12 @@ def test_an_idle_keep_alive_connection_outlives_the_header_deadline(server):
     request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
     for _ in range(2):
         sock.sendall(request)
-        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        answer = b""
+        while not answer.endswith(b'{"status":"ok"}'):  # headers and body may come in two segments
+            chunk = sock.recv(65536)
+            assert chunk, f"closed after {answer!r}"
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200")
         time.sleep(HEADER_S * 2.5)  # idle between requests: uvicorn's keep-alive (75 s) applies, not ours
     sock.close()
 
@@ -114,7 +119,9 @@ def test_metric_labels_stay_bounded_whatever_the_method_and_path(server):
     assert httpx.get(f"{server.url}/no/such/page/{'y' * 100}").status_code == 404
     metrics = httpx.get(f"{server.url}/metrics").text
     assert "FOOBARBAZ" not in metrics and "XXXX" not in metrics and "yyyy" not in metrics
-    assert 'method="other"' in metrics and 'route="other"' in metrics
+    assert 'route="other"' in metrics  # (httptools refuses unknown methods itself; h11 passes them on: "other")
+    if server.stack == "h11":
+        assert 'method="other"' in metrics
 
 
 def test_admin_reload_opens_model_files_under_the_model_folders_only(server):

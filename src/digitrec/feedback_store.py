@@ -207,12 +207,12 @@ class FeedbackStore:
                 rows = self._execute("SELECT created FROM predictions ORDER BY created DESC LIMIT 1 OFFSET ?",
                                      (int(max_rows),))
             if rows:
-                cutoffs.append(float(rows[0][0]) + 1e-9)
+                cutoffs.append(float(rows[0][0]))
         if not cutoffs:
             return 0
         cutoff, deleted = max(cutoffs), 0
         sql = ("DELETE FROM predictions WHERE id IN "
-               "(SELECT id FROM predictions WHERE created < ? ORDER BY created LIMIT ?)")
+               "(SELECT id FROM predictions WHERE created <= ? ORDER BY created LIMIT ?)")
         while True:
             with self._lock:
                 self._execute(sql, (cutoff, PRUNE_BATCH))
