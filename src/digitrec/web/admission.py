@@ -55,6 +55,6 @@ class AdmissionMiddleware:
             return False
         try:
             await asyncio.wait_for(self.slots.acquire(), self.wait)
-        except TimeoutError:
+        except asyncio.TimeoutError:  # (the builtin TimeoutError from Python 3.11)
             return False
         return True
