@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from digitrec.web.app import send_json_error
 from digitrec.web.observability import ADMISSION_REJECTED
 
 HEAVY = frozenset({"/api/predict", "/api/predict/batch", "/api/predict/number", "/api/explain"})
@@ -38,7 +38,8 @@ class AdmissionMiddleware:
             ADMISSION_REJECTED.inc()
             detail = (f"the server is busy ({self.limit} heavy requests in progress on this worker); "
                       f"retry in {RETRY_AFTER_S} s.")
-            await send_json_error(send, 503, detail, [(b"retry-after", str(RETRY_AFTER_S).encode())])
+            busy = JSONResponse({"detail": detail}, 503, headers={"Retry-After": str(RETRY_AFTER_S)})
+            await busy(scope, receive, send)
             return
         self.in_flight += 1
         try:

@@ -238,7 +238,7 @@ def serve(
 
 def uvicorn_options(host: str, port: int, options: ServeOptions | None = None) -> dict[str, Any]:
     """The keyword arguments `serve()` gives `uvicorn.run`, for one worker or several."""
-    from digitrec.web.connections import protocol_for
+    from digitrec.web.connections import GuardedH11Protocol, protocol_for
 
     options = options or ServeOptions()
     # uvicorn's access log is off: ObservabilityMiddleware writes JSON lines with request ids instead.
@@ -251,6 +251,6 @@ def uvicorn_options(host: str, port: int, options: ServeOptions | None = None) -
     http = protocol_for(options.http)
     return {
         "host": host, "port": port, "access_log": False, "proxy_headers": True, "timeout_keep_alive": 75,
-        "http": http, "loop": "asyncio" if http.__name__ == "GuardedH11Protocol" else "auto",
+        "http": http, "loop": "asyncio" if http is GuardedH11Protocol else "auto",
         "limit_concurrency": 512, "h11_max_incomplete_event_size": 16 * 1024,
     }

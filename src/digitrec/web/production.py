@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -17,9 +17,11 @@ from fastapi.responses import JSONResponse
 from digitrec.errors import DigitrecError
 from digitrec.feedback_store import DB_ENV, StoreUnavailable, UnknownPrediction, open_store
 
+if TYPE_CHECKING:
+    from digitrec.feedback_retention import Retention
+
 log = logging.getLogger("digitrec.web")
 NO_DB = ("off", "none")
-MODEL_DIRS_ENV = "DIGITREC_MODEL_DIRS"
 _ENV = {
     "db": DB_ENV,
     "rate_limit": "DIGITREC_RATE_LIMIT",
@@ -28,7 +30,7 @@ _ENV = {
     "candidate_share": "DIGITREC_CANDIDATE_SHARE",
     "access_log": "DIGITREC_ACCESS_LOG",
 }
-# Hardening (web/admission.py, web/connections.py, feedback_retention.py): parsed as numbers, see _hardening.
+# Hardening (web/admission.py, web/connections.py, feedback_retention.py): see _hardening_from_env.
 _HARDENING_ENV = {
     "retain": "DIGITREC_RETAIN",
     "max_heavy": "DIGITREC_MAX_HEAVY",
@@ -99,7 +101,9 @@ class ServeOptions:
 
         protocol_for(self.http)
 
-    def retention(self) -> Any:
+    def retention(self) -> Retention:
+        """The --retain policy; each worker prunes with it (the passes are idempotent: after the first, the
+        others of a minute find nothing to delete)."""
         from digitrec.feedback_retention import parse_retain
 
         return parse_retain(self.retain)
@@ -173,6 +177,8 @@ def start(app: FastAPI) -> None:
         set_model_info("candidate", app.state.candidate)
     app.state.store = options.open_store()
     log.info("feedback store: %s", app.state.store.kind if app.state.store else "off")
+    from digitrec.web.model_paths import model_dirs
+
     app.state.model_dirs = model_dirs(app.state.predictor.path)
     app.state.pruner = None
     retention = options.retention()
@@ -181,17 +187,6 @@ def start(app: FastAPI) -> None:
 
         app.state.pruner = Pruner(app.state.store, retention)
         app.state.pruner.start()
-
-
-def model_dirs(served: Any) -> tuple[Any, ...]:
-    """Folders admin reload may load from: $DIGITREC_MODEL_DIRS (os.pathsep-separated), the served model's
-    folder and the bundled one, symlinks resolved."""
-    from pathlib import Path
-
-    from digitrec.predictor import BUNDLED_DIR
-
-    given = [Path(p).expanduser() for p in os.environ.get(MODEL_DIRS_ENV, "").split(os.pathsep) if p]
-    return tuple(dict.fromkeys(p.resolve() for p in [*given, Path(served).parent, Path(BUNDLED_DIR)]))
 
 
 def stop(app: FastAPI) -> None:
