@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -107,3 +108,42 @@ def test_options_travel_to_workers_through_the_environment(monkeypatch):
     for key, value in given.to_env().items():
         monkeypatch.setenv(key, value)
     assert ServeOptions.from_env() == given
+
+
+def test_admission_queues_briefly_then_turns_away(tmp_path: Path):
+    """limit 1: a second heavy request waits for the first (and gets through when it ends), a third one past
+    its wait gets 503 + Retry-After; light paths never wait."""
+    from digitrec.web.admission import AdmissionMiddleware
+
+    release = asyncio.Event()
+
+    async def slow_app(scope, receive, send):
+        if scope["path"] == "/api/predict":
+            await release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def call(mw, path):
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+
+        await mw({"type": "http", "path": path, "method": "POST", "headers": []}, None, send)
+        return sent[0]["status"], dict(sent[0]["headers"])
+
+    async def scenario():
+        mw = AdmissionMiddleware(slow_app, limit=1, wait=30.0)
+        first = asyncio.create_task(call(mw, "/api/predict"))
+        await asyncio.sleep(0)
+        second = asyncio.create_task(call(mw, "/api/predict"))  # waits for the slot
+        await asyncio.sleep(0)
+        light = await call(mw, "/healthz")
+        mw.wait = 0.0  # the slot is taken and one request already waits: the next is turned away at once
+        turned_away = await call(mw, "/api/explain")
+        release.set()
+        return light, turned_away, await first, await second
+
+    light, turned_away, first, second = asyncio.run(scenario())
+    assert light[0] == 200 and first[0] == 200 and second[0] == 200
+    assert turned_away[0] == 503 and turned_away[1][b"retry-after"] == b"1"

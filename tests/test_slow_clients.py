@@ -29,9 +29,9 @@ STACKS = ["h11", pytest.param("httptools", marks=pytest.mark.skipif(
 @pytest.fixture(scope="module", params=STACKS)
 def server(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("slow")
-    args = ["--db", "off", "--header-timeout", str(HEADER_S), "--body-timeout", str(BODY_S), "--max-heavy", "1",
-            "--http", request.param]
-    env = {"DIGITREC_HEAVY_WAIT": "0", "DIGITREC_ADMIN_TOKEN": TOKEN,
+    args = ["--db", "off", "--header-timeout", str(HEADER_S), "--body-timeout", str(BODY_S),
+            "--max-heavy", "1", "--heavy-wait", "0", "--http", request.param]
+    env = {"DIGITREC_ADMIN_TOKEN": TOKEN,
            "DIGITREC_MODEL_DIRS": os.pathsep.join([str(tmp), "/dev"])}
     with cli_server(tmp, *args, env=env) as s:
         s.tmp, s.stack = tmp, request.param

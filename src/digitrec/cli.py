@@ -345,6 +345,8 @@ def serve(
     max_heavy: int = typer.Option(8, "--max-heavy", min=1, envvar="DIGITREC_MAX_HEAVY",
                                   help="Heavy requests (predict, batch, number, explain) in flight per worker; "
                                        "beyond, 503 + Retry-After."),
+    heavy_wait: float = typer.Option(1.0, "--heavy-wait", min=0.0, envvar="DIGITREC_HEAVY_WAIT",
+                                     help="Seconds a heavy request beyond --max-heavy waits for a slot."),
     header_timeout: float = typer.Option(10.0, "--header-timeout", min=0.1, envvar="DIGITREC_HEADER_TIMEOUT",
                                          help="Seconds a client has to send a request's headers."),
     body_timeout: float = typer.Option(30.0, "--body-timeout", min=0.1, envvar="DIGITREC_BODY_TIMEOUT",
@@ -361,7 +363,7 @@ def serve(
     options = ServeOptions(db=db, rate_limit=rate_limit, cors_origins=tuple(cors_origin),
                            candidate=str(candidate) if candidate else None, candidate_share=candidate_share,
                            access_log=access_log, retain=retain, max_heavy=max_heavy,
-                           header_timeout=header_timeout, body_timeout=body_timeout, http=http)
+                           heavy_wait=heavy_wait, header_timeout=header_timeout, body_timeout=body_timeout, http=http)
     try:
         run_server(host=host, port=port, model=model, workers=workers, options=options)
     except DigitrecError as exc:
