@@ -92,8 +92,8 @@ class FeedbackStore:
                 raise StoreUnavailable(f"cannot prepare the feedback database ({_first_line(exc)}).") from exc
 
     def client_hash(self, key: str) -> str:
-        """A client's key (X-Client-ID or IP) as 16 hex digits, keyed by this database's random salt: the same
-        client always maps to the same hash, and the hash does not give its address back."""
+        """A client's key (web/feedback.py gives its IP) as 16 hex digits, keyed by this database's random
+        salt: the same client always maps to the same hash, and the hash does not give its address back."""
         digest = hashlib.blake2b(key.encode("utf-8", "replace"), key=self._salt[:64], digest_size=8)
         return digest.hexdigest()
 

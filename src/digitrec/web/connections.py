@@ -40,7 +40,7 @@ def header_timeout() -> float:
 
 class HeaderDeadline:
     """Mixin for a uvicorn HTTP protocol (h11 or httptools): both keep the request being answered in
-    `self.cycle`, replace it when a new request's headers are complete, and call `on_response_complete`."""
+    `self.cycle` and replace it when a new request's headers are complete: a deadline waits for that change."""
 
     cycle: Any
     loop: asyncio.AbstractEventLoop
