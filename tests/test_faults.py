@@ -92,6 +92,7 @@ def test_database_lost_mid_run_gives_503_for_feedback_while_predictions_work(tmp
             down = httpx.post(f"{s.url}/api/feedback", json={"id": first["id"], "label": 2}, timeout=30)
             assert down.status_code == 503, down.text
             assert "feedback database" in down.json()["detail"] and down.headers["retry-after"]
+            assert "127.0.0.1" not in down.text and "postgres" not in down.text  # logged, never answered
             assert httpx.get(f"{s.url}/api/stats", timeout=30).status_code == 503
             assert httpx.get(f"{s.url}/readyz").status_code == 200  # the model is fine: stay in rotation
             assert httpx.get(f"{s.url}/metrics").status_code == 200

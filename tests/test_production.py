@@ -135,7 +135,8 @@ def copy_model(tmp_path: Path, name: str) -> Path:
 
 def test_admin_reload_needs_the_bearer_token_and_keeps_the_old_model_on_error(tmp_path):
     other = copy_model(tmp_path, "other-model")
-    with cli_server(tmp_path, "--db", "off", env={"DIGITREC_ADMIN_TOKEN": "s3cret"}) as s:
+    env = {"DIGITREC_ADMIN_TOKEN": "s3cret", "DIGITREC_MODEL_DIRS": str(tmp_path)}
+    with cli_server(tmp_path, "--db", "off", env=env) as s:
         url = f"{s.url}/api/admin/reload"
         assert httpx.post(url).status_code == 401
         r = httpx.post(url, headers={"Authorization": "Bearer wrong"})

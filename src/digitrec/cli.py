@@ -347,6 +347,20 @@ def serve(
     forwarded_allow_ips: str | None = typer.Option(
         None, "--forwarded-allow-ips", envvar="FORWARDED_ALLOW_IPS",
         help="Proxies whose X-Forwarded-For is believed, comma-separated IPs/networks (default 127.0.0.1)."),
+    retain: str | None = typer.Option(None, "--retain", envvar="DIGITREC_RETAIN",
+                                      help="Keep stored predictions this long (30d, 12h) or this many (100000); "
+                                           "pruned in the background (default: forever)."),
+    max_heavy: int = typer.Option(8, "--max-heavy", min=1, envvar="DIGITREC_MAX_HEAVY",
+                                  help="Heavy requests (predict, batch, number, explain) in flight per worker; "
+                                       "beyond, 503 + Retry-After."),
+    heavy_wait: float = typer.Option(1.0, "--heavy-wait", min=0.0, envvar="DIGITREC_HEAVY_WAIT",
+                                     help="Seconds a heavy request beyond --max-heavy waits for a slot."),
+    header_timeout: float = typer.Option(10.0, "--header-timeout", min=0.1, envvar="DIGITREC_HEADER_TIMEOUT",
+                                         help="Seconds a client has to send a request's headers."),
+    body_timeout: float = typer.Option(30.0, "--body-timeout", min=0.1, envvar="DIGITREC_BODY_TIMEOUT",
+                                       help="Seconds a client has to send a request's body (then 408)."),
+    http: str = typer.Option("auto", "--http", envvar="DIGITREC_HTTP",
+                             help="HTTP parser: auto (httptools when installed), h11 or httptools."),
 ) -> None:
     """Serve the drawing page and the REST API (OpenAPI docs at /docs, metrics at /metrics)."""
     try:
@@ -359,7 +373,8 @@ def serve(
     options = ServeOptions(db=db, rate_limit=rate_limit, cors_origins=tuple(cors_origin),
                            candidate=str(candidate) if candidate else None, candidate_share=candidate_share,
                            access_log=access_log, rate_limit_storage=rate_limit_storage,
-                           forwarded_allow_ips=forwarded_allow_ips)
+                           forwarded_allow_ips=forwarded_allow_ips, retain=retain, max_heavy=max_heavy,
+                           heavy_wait=heavy_wait, header_timeout=header_timeout, body_timeout=body_timeout, http=http)
     try:
         run_server(host=host, port=port, model=model, workers=workers, options=options)
     except DigitrecError as exc:

@@ -5,6 +5,7 @@ They register on the one Typer app of digitrec.cli, with its error and output co
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -97,16 +98,49 @@ def feedback_export(
     out: Path = typer.Option(..., "--out", help="Folder for the IDX files (train --extra-data reads it)."),
     db: str | None = typer.Option(None, "--db", envvar="DIGITREC_DB", help="The store serve used (default: same)."),
     only_wrong: bool = typer.Option(False, "--only-wrong", help="Only samples the model got wrong."),
+    max_per_client: int | None = typer.Option(None, "--max-per-client", min=1,
+                                              help="Keep at most N samples (the oldest) from any one client."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Write after showing the counts, without asking."),
 ) -> None:
-    """Write the labelled samples (the images the model saw, with their true labels) as IDX files."""
-    from digitrec.feedback_store import export_idx, open_store
+    """Show the labelled samples per label and per client, then (with --yes, or a yes at the prompt) write
+    them as IDX files. Feedback is anonymous: look before it goes into training."""
+    from digitrec.feedback_store import feedback_samples, open_store, write_idx
 
     try:
         store = open_store(db)
         try:
-            n = export_idx(store, out, only_wrong=only_wrong)
+            images, labels, clients = feedback_samples(store, only_wrong, max_per_client)
         finally:
             store.close()
     except DigitrecError as exc:
         fail(str(exc))
-    console.print(f"wrote {n} labelled samples to {out} (digitrec train --extra-data {out})", highlight=False)
+    _print_review(labels.tolist(), clients)
+    if not yes and not (sys.stdin.isatty() and typer.confirm(f"write {len(labels)} samples to {out}?")):
+        fail(f"nothing written: review the counts above, then rerun with --yes to write {len(labels)} samples.")
+    try:
+        write_idx(out, images, labels)
+    except OSError as exc:
+        fail(f"cannot write to {out} ({exc.strerror or exc}).")
+    console.print(f"wrote {len(labels)} labelled samples to {out} (digitrec train --extra-data {out})",
+                  highlight=False)
+
+
+def _print_review(labels: list[int], clients: list[str], top: int = 10) -> None:
+    """Counts per label, then the clients (hashed) that sent most: one client dominating is worth a look."""
+    from collections import Counter
+
+    from rich.table import Table
+
+    console.print(f"{len(labels)} labelled samples", highlight=False)
+    by_label = Table("label", "samples", title="per label")
+    for label, n in sorted(Counter(labels).items()):
+        by_label.add_row(str(label), str(n))
+    console.print(by_label)
+    counts = Counter(clients)
+    by_client = Table("client (hash)", "samples", "share", title=f"per client ({len(counts)} clients)")
+    for client, n in counts.most_common(top):
+        by_client.add_row(client or "(unknown)", str(n), f"{n / len(labels):.0%}")
+    if len(counts) > top:
+        rest = sum(n for _, n in counts.most_common()[top:])
+        by_client.add_row(f"{len(counts) - top} others", str(rest), f"{rest / len(labels):.0%}")
+    console.print(by_client)

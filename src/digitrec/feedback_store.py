@@ -1,16 +1,18 @@
 """The feedback store: every prediction the server makes, and the true labels users send back.
 
-One table, `predictions` (id, time, model, 28x28 uint8 input, digit, confidence, label). SQLite by default
+One table, `predictions` (id, time, model, 28x28 uint8 input, digit, confidence, label, client hash), with
+per-model counts kept by triggers (feedback_schema.py: stats never scan the table). SQLite by default
 (WAL mode: a killed server keeps every committed row, and several uvicorn workers can write at once), or
 PostgreSQL through psycopg 3 (`pip install digitrec[postgres]`). The serving half imports this, so no torch.
 
 Methods are thread-safe (the routes run on a thread pool): one connection, one lock. Any database failure
-surfaces as `StoreUnavailable`, which the web layer turns into a 503; a dropped PostgreSQL connection is
-re-opened on the next call.
+surfaces as `StoreUnavailable`, which the web layer logs and turns into a generic 503 (its text names the
+database: host, port, user); a dropped PostgreSQL connection is re-opened on the next call.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
 import threading
@@ -23,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from digitrec.errors import DigitrecError
+from digitrec.feedback_schema import migrate
 
 DB_ENV = "DIGITREC_DB"
 DATA_DIR_ENV = "DIGITREC_DATA_DIR"
@@ -46,6 +49,7 @@ class Record:
     confidence: float
     image: np.ndarray | None
     created: float = 0.0
+    client: str | None = None  # FeedbackStore.client_hash(key), never the raw key
 
 
 def data_dir() -> Path:
@@ -66,19 +70,8 @@ def to_uint8(image: np.ndarray | None) -> bytes | None:
     return np.clip(np.rint(np.asarray(image, np.float32) * 255), 0, 255).astype(np.uint8).tobytes()
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS predictions (
-    id TEXT PRIMARY KEY,
-    created DOUBLE PRECISION NOT NULL,
-    model TEXT NOT NULL,
-    digit INTEGER,
-    confidence DOUBLE PRECISION NOT NULL,
-    image {blob},
-    label INTEGER,
-    labelled DOUBLE PRECISION
-)"""
-_STATS = """SELECT model, COUNT(*), COUNT(label), SUM(CASE WHEN label = digit THEN 1 ELSE 0 END)
-            FROM predictions GROUP BY model ORDER BY model"""
+_STATS = "SELECT model, predictions, feedback, agreed FROM prediction_counts WHERE predictions > 0 ORDER BY model"
+PRUNE_BATCH = 500  # rows per delete: the lock (and SQLite's write lock) is held a few ms at a time
 
 
 class FeedbackStore:
@@ -89,9 +82,20 @@ class FeedbackStore:
         self.kind = "postgresql" if url.startswith(("postgresql://", "postgres://")) else "sqlite"
         self._lock = threading.Lock()
         self._conn: Any = None
+        self._last_rowcount = 0
         with self._lock:
             self._connect()
-            self._execute(_SCHEMA.format(blob="BYTEA" if self.kind == "postgresql" else "BLOB"))
+            try:
+                self._salt = migrate(self._conn, self.kind).encode()
+            except _errors(self.kind) as exc:
+                self._drop()
+                raise StoreUnavailable(f"cannot prepare the feedback database ({_first_line(exc)}).") from exc
+
+    def client_hash(self, key: str) -> str:
+        """A client's key (web/feedback.py gives its IP) as 16 hex digits, keyed by this database's random
+        salt: the same client always maps to the same hash, and the hash does not give its address back."""
+        digest = hashlib.blake2b(key.encode("utf-8", "replace"), key=self._salt[:64], digest_size=8)
+        return digest.hexdigest()
 
     # -- connection ------------------------------------------------------------------------------------
     def _connect(self) -> None:
@@ -115,6 +119,7 @@ class FeedbackStore:
                 else:
                     cur.execute(sql, params)
                 rows = cur.fetchall() if cur.description else []
+                self._last_rowcount = cur.rowcount
             finally:
                 cur.close()
             self._conn.commit()
@@ -144,10 +149,12 @@ class FeedbackStore:
     def record(self, records: Sequence[Record]) -> None:
         """Store predictions (one transaction for a batch)."""
         now = time.time()
-        rows = [(r.id, r.created or now, r.model, r.digit, r.confidence, to_uint8(r.image)) for r in records]
+        rows = [(r.id, r.created or now, r.model, r.digit, r.confidence, to_uint8(r.image), r.client)
+                for r in records]
         with self._lock:
             self._execute(
-                "INSERT INTO predictions (id, created, model, digit, confidence, image) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO predictions (id, created, model, digit, confidence, image, client) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 rows,
                 many=True,
             )
@@ -171,21 +178,52 @@ class FeedbackStore:
         """{"predictions", "feedback", "feedback_accuracy", "by_model": {model: same three}}."""
         with self._lock:
             rows = self._execute(_STATS)
-        by_model = {m: _summary(int(n), int(f), int(right or 0)) for m, n, f, right in rows}
+        by_model = {m: _summary(int(n), int(f), int(right)) for m, n, f, right in rows}
         total = _summary(*(sum(int(r[i] or 0) for r in rows) for i in (1, 2, 3)))
         return {**total, "by_model": by_model}
 
-    def labelled(self, only_wrong: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Images (N, 28, 28) uint8 and true labels (N,) of every prediction with feedback and an image."""
-        sql = "SELECT image, label FROM predictions WHERE label IS NOT NULL AND image IS NOT NULL"
+    def labelled(self, only_wrong: bool = False) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Images (N, 28, 28) uint8, true labels (N,) and client hashes ('' when unknown) of every prediction
+        with feedback and an image, oldest feedback first."""
+        sql = "SELECT image, label, client FROM predictions WHERE label IS NOT NULL AND image IS NOT NULL"
         if only_wrong:
             sql += " AND (digit IS NULL OR digit <> label)"
         with self._lock:
             rows = self._execute(sql + " ORDER BY labelled, id")
         images = np.zeros((len(rows), 28, 28), np.uint8)
-        for i, (blob, _) in enumerate(rows):
+        for i, (blob, _, _) in enumerate(rows):
             images[i] = np.frombuffer(bytes(blob), np.uint8).reshape(28, 28)
-        return images, np.array([int(r[1]) for r in rows], np.uint8)
+        return images, np.array([int(r[1]) for r in rows], np.uint8), [r[2] or "" for r in rows]
+
+    # -- retention -------------------------------------------------------------------------------------
+    def prune(self, max_age_s: float | None = None, max_rows: int | None = None) -> int:
+        """Delete the predictions older than `max_age_s` and those beyond the newest `max_rows`, oldest first,
+        in small batches (the lock is released between them); returns how many rows went."""
+        cutoffs = []
+        if max_age_s is not None:
+            cutoffs.append(time.time() - max_age_s)
+        if max_rows is not None:
+            with self._lock:  # the newest row past the limit: it and everything older goes
+                rows = self._execute("SELECT created FROM predictions ORDER BY created DESC LIMIT 1 OFFSET ?",
+                                     (int(max_rows),))
+            if rows:
+                cutoffs.append(float(rows[0][0]))
+        if not cutoffs:
+            return 0
+        cutoff, deleted = max(cutoffs), 0
+        sql = ("DELETE FROM predictions WHERE id IN "
+               "(SELECT id FROM predictions WHERE created <= ? ORDER BY created LIMIT ?)")
+        while True:
+            with self._lock:
+                self._execute(sql, (cutoff, PRUNE_BATCH))
+                n = self._changes()
+            deleted += n
+            if n < PRUNE_BATCH:
+                return deleted
+
+    def _changes(self) -> int:
+        """Rows the last statement changed (caller holds the lock)."""
+        return max(0, int(self._last_rowcount))
 
     def get(self, prediction_id: str) -> Record | None:
         with self._lock:
@@ -264,17 +302,36 @@ IMAGES_FILE = "feedback-images-idx3-ubyte"
 LABELS_FILE = "feedback-labels-idx1-ubyte"
 
 
-def export_idx(store: FeedbackStore, out: Path, only_wrong: bool = False) -> int:
-    """Write every labelled sample as two MNIST-style IDX files in `out`; returns how many.
+def feedback_samples(
+    store: FeedbackStore, only_wrong: bool = False, max_per_client: int | None = None
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The labelled samples an export would write: images, labels and client hashes, keeping at most
+    `max_per_client` (the oldest) from any one client, so that one client cannot outweigh the others."""
+    images, labels, clients = store.labelled(only_wrong=only_wrong)
+    if max_per_client is not None:
+        seen: dict[str, int] = {}
+        keep = []
+        for i, client in enumerate(clients):
+            seen[client] = seen.get(client, 0) + 1
+            if seen[client] <= max_per_client:
+                keep.append(i)
+        images, labels, clients = images[keep], labels[keep], [clients[i] for i in keep]
+    return images, labels, clients
 
-    The images are the 28x28 inputs the model saw (already MNIST form), so `digitrec train --extra-data out`
-    can append them to the training tensor as they are.
-    """
+
+def write_idx(out: Path, images: np.ndarray, labels: np.ndarray) -> None:
+    """Two MNIST-style IDX files in `out`: the 28x28 inputs the model saw (already MNIST form), so
+    `digitrec train --extra-data out` can append them to the training tensor as they are."""
     from digitrec.data import encode_idx, write_atomic
 
-    images, labels = store.labelled(only_wrong=only_wrong)
     write_atomic(Path(out) / IMAGES_FILE, encode_idx(images))
     write_atomic(Path(out) / LABELS_FILE, encode_idx(labels))
+
+
+def export_idx(store: FeedbackStore, out: Path, only_wrong: bool = False, max_per_client: int | None = None) -> int:
+    """Write the labelled samples (see feedback_samples) as two IDX files in `out`; returns how many."""
+    images, labels, _ = feedback_samples(store, only_wrong, max_per_client)
+    write_idx(out, images, labels)
     return len(labels)
 
 

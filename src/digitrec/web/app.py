@@ -237,9 +237,12 @@ def serve(
     if store is not None:
         store.close()
     options.check_reachable()
-    run = uvicorn_options(host, port)
+    run = uvicorn_options(host, port, options)
     if options.forwarded_allow_ips:
         run["forwarded_allow_ips"] = options.forwarded_allow_ips
+    from digitrec.web.connections import HEADER_TIMEOUT_ENV
+
+    os.environ[HEADER_TIMEOUT_ENV] = str(options.header_timeout)  # read by the protocol, in every worker
     if workers > 1:
         # Worker processes import the app by name, so the model path and the options travel through the
         # environment; metrics are summed over workers through prometheus-client's multiprocess folder.
@@ -253,15 +256,21 @@ def serve(
         uvicorn.run(create_app(path, options=options), **run)
 
 
-def uvicorn_options(host: str, port: int) -> dict[str, Any]:
+def uvicorn_options(host: str, port: int, options: ServeOptions | None = None) -> dict[str, Any]:
     """The keyword arguments `serve()` gives `uvicorn.run`, for one worker or several."""
-    from digitrec.web.nodelay import NoDelayHTTPProtocol
+    from digitrec.web.connections import GuardedH11Protocol, protocol_for
 
+    options = options or ServeOptions()
     # uvicorn's access log is off: ObservabilityMiddleware writes JSON lines with request ids instead.
     # Keep-alive longer than a load balancer's idle timeout (60 s on the common ones): otherwise the server
     # may close a connection just as the client reuses it, and that request fails with a reset.
-    # http=: TCP_NODELAY on every connection; with workers > 1 asyncio leaves Nagle on (see nodelay.py).
+    # http=: a deadline for each request's headers and TCP_NODELAY on every connection (connections.py).
+    # limit_concurrency: past this many connections + requests uvicorn answers 503 at once, before the app;
+    # h11_max_incomplete_event_size: a header block over 16 KiB is a 400 (h11; httptools caps it itself).
+    # loop: uvloop goes with httptools (uvicorn[standard]); h11 runs on asyncio's own loop.
+    http = protocol_for(options.http)
     return {
         "host": host, "port": port, "access_log": False, "proxy_headers": True, "timeout_keep_alive": 75,
-        "http": NoDelayHTTPProtocol,
+        "http": http, "loop": "asyncio" if http is GuardedH11Protocol else "auto",
+        "limit_concurrency": 512, "h11_max_incomplete_event_size": 16 * 1024,
     }

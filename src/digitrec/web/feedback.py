@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from digitrec.feedback_store import Record, StoreUnavailable, UnknownPrediction
+from digitrec.web.model_paths import allowed_model_path
 from digitrec.web.observability import STORE_ERRORS, observe_predictions, set_model_info
 from digitrec.web.protection import require_admin
 from digitrec.web.schemas import error_responses
@@ -37,6 +38,12 @@ def client_key(request: Request) -> str:
     given = request.headers.get("x-client-id", "").strip()
     if given:
         return given[:256]
+    return request.client.host if request.client else "unknown"
+
+
+def client_address(request: Request) -> str:
+    """Who sent a prediction, for reviewing feedback per client: the IP (the proxy's forwarded one where
+    uvicorn trusts it), not X-Client-ID, which a client picks freely and could change on every request."""
     return request.client.host if request.client else "unknown"
 
 
@@ -68,7 +75,9 @@ def record_predictions(request: Request, predictor: Any, predictions: list[Any],
     store = getattr(request.app.state, "store", None)
     if store is None:
         return
-    records = [Record(a.id, label, p.digit, p.confidence, p.input) for p, a in zip(predictions, answers, strict=True)]
+    client = store.client_hash(client_address(request))
+    records = [Record(a.id, label, p.digit, p.confidence, p.input, client=client)
+               for p, a in zip(predictions, answers, strict=True)]
     after_answer: list[Callable[[], Awaitable[None]]] | None = getattr(request.state, "after_answer", None)
     if after_answer is not None:  # the route runs these once its answer has been sent (routes.predict)
         after_answer.append(partial(write_later, store, records))
@@ -125,8 +134,17 @@ class ModelStats(BaseModel):
     feedback_accuracy: float | None = Field(description="share of feedback that agreed; null without feedback")
 
 
+class RetentionOut(BaseModel):
+    retain: str = Field(description="the --retain policy: an age such as 30d, a row count, or forever")
+    max_age_s: float | None
+    max_rows: int | None
+    pruned: int = Field(description="predictions this worker pruned since it started")
+    last_pruned_at: float | None = Field(description="Unix time of this worker's last pruning pass")
+
+
 class StatsOut(ModelStats):
     by_model: dict[str, ModelStats]
+    retention: RetentionOut
 
 
 class ReloadIn(BaseModel):
@@ -172,8 +190,11 @@ def feedback(body: FeedbackIn, request: Request) -> FeedbackOut:
 
 @router.get("/api/stats", response_model=StatsOut, responses=_STORE_ERRORS, summary="Predictions and feedback")
 def stats(request: Request) -> StatsOut:
+    pruner = getattr(request.app.state, "pruner", None)
+    retention = pruner.summary() if pruner else {"retain": "forever", "max_age_s": None, "max_rows": None,
+                                                 "pruned": 0, "last_pruned_at": None}
     try:
-        return StatsOut(**_store(request).stats())
+        return StatsOut(**_store(request).stats(), retention=RetentionOut(**retention))
     except StoreUnavailable:
         STORE_ERRORS.labels("stats").inc()
         raise
@@ -184,17 +205,21 @@ def stats(request: Request) -> StatsOut:
     response_model=ReloadOut,
     responses=error_responses({401: "missing or wrong bearer token",
                                404: "admin disabled (no DIGITREC_ADMIN_TOKEN)",
-                               400: "the model could not be loaded; the old one keeps serving"}),
+                               400: "not a model file, or it could not be loaded; the old one keeps serving",
+                               403: "the path is outside the model folders ($DIGITREC_MODEL_DIRS)"}),
     dependencies=[Depends(require_admin)],
     summary="Reload or switch the models (bearer token)",
 )
 def reload_models(request: Request, body: ReloadIn | None = None) -> ReloadOut:
-    """Load first, swap after: a bad file leaves the serving models untouched. Affects this worker only."""
+    """Load first, swap after: a bad file leaves the serving models untouched. Affects this worker only.
+    Only model files under the model folders are opened (model_paths.py)."""
     from digitrec.predictor import load_model
 
     state, body = request.app.state, body or ReloadIn()
-    primary = load_model(body.model or state.predictor.path)
-    candidate = load_model(body.candidate) if body.candidate else getattr(state, "candidate", None)
+    folders = state.model_dirs
+    primary = load_model(allowed_model_path(body.model, folders) if body.model else state.predictor.path)
+    candidate = (load_model(allowed_model_path(body.candidate, folders)) if body.candidate
+                 else getattr(state, "candidate", None))
     state.predictor, state.candidate = primary, candidate
     if body.candidate_share is not None:
         state.candidate_share = body.candidate_share

@@ -6,7 +6,12 @@ log line. Logs carry method, path, route, status, time and sizes: never a body, 
 
 Several uvicorn workers: each process counts on its own, so `serve()` points PROMETHEUS_MULTIPROC_DIR at a
 fresh folder and /metrics then sums every worker (prometheus-client's multiprocess mode). Feedback figures
-come from the database at scrape time, so they agree across workers.
+come from the database's running counts (a few rows: feedback_schema.py), so they agree across workers; a
+scrape runs in the thread pool, so a slow database never holds the event loop.
+
+Label values are bounded whatever clients send: the method from a fixed set, the route from the app's own
+route templates, anything else `other`. (A made-up method name as a label would grow /metrics, and the
+multiprocess folder, by a series per name.)
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -29,6 +35,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 access_log = logging.getLogger("digitrec.access")
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER = "other"
 
 REQUESTS = Counter("digitrec_http_requests_total", "HTTP requests by route and status", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -50,6 +58,8 @@ MODEL_INFO = Gauge("digitrec_model_info", "The models loaded (1 per role)", ["ro
                    multiprocess_mode="max")
 STORE_ERRORS = Counter("digitrec_feedback_store_errors_total", "Failed database writes and reads", ["op"])
 RATE_LIMITED = Counter("digitrec_rate_limited_total", "Requests answered 429")
+ADMISSION_REJECTED = Counter("digitrec_admission_rejected_total",
+                             "Heavy requests answered 503 because the worker had no free slot")
 
 
 def observe_predictions(model: str, digits: list[int | None], confidences: list[float]) -> None:
@@ -112,7 +122,8 @@ def _store_registry(app: Any) -> CollectorRegistry:
 
 
 async def metrics_endpoint(request: Request) -> Response:
-    return metrics_response(request.app)
+    # In the thread pool: the multiprocess files and the database are read here, never on the event loop.
+    return await run_in_threadpool(metrics_response, request.app)
 
 
 # -- logging ---------------------------------------------------------------------------------------------
@@ -176,15 +187,15 @@ class ObservabilityMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             elapsed = (done or time.perf_counter()) - start
-            route = _route_of(scope)
-            REQUESTS.labels(scope["method"], route, str(status)).inc()
-            LATENCY.labels(scope["method"], route).observe(elapsed)
+            route, method = _route_of(scope), _method_of(scope)
+            REQUESTS.labels(method, route, str(status)).inc()
+            LATENCY.labels(method, route).observe(elapsed)
             if access_log.isEnabledFor(logging.INFO):
                 client = scope.get("client")
                 fields = {
                     "request_id": request_id,
-                    "method": scope["method"],
-                    "path": scope["path"],  # never the query string or the body
+                    "method": scope["method"][:16],
+                    "path": scope["path"][:256],  # never the query string or the body
                     "route": route,
                     "status": status,
                     "duration_ms": round(elapsed * 1000, 3),
@@ -199,7 +210,13 @@ class ObservabilityMiddleware:
 
 
 def _route_of(scope: Scope) -> str:
-    """The route's template (/api/predict, /static), never the raw path: bounded metric label values."""
+    """The route's template (/api/predict, /static), never the raw path; `other` for a path no route
+    matched (a 404): bounded metric label values."""
     route = scope.get("route")
     path = getattr(route, "path", None) or getattr(route, "path_format", None)
-    return path if isinstance(path, str) else "unmatched"
+    return path if isinstance(path, str) else OTHER
+
+
+def _method_of(scope: Scope) -> str:
+    method = scope.get("method", "")
+    return method if method in METHODS else OTHER

@@ -9,13 +9,16 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from digitrec.errors import DigitrecError
 from digitrec.feedback_store import DB_ENV, StoreUnavailable, UnknownPrediction, open_store
+
+if TYPE_CHECKING:
+    from digitrec.feedback_retention import Retention
 
 log = logging.getLogger("digitrec.web")
 NO_DB = ("off", "none")
@@ -27,6 +30,15 @@ _ENV = {
     "candidate": "DIGITREC_CANDIDATE",
     "candidate_share": "DIGITREC_CANDIDATE_SHARE",
     "access_log": "DIGITREC_ACCESS_LOG",
+}
+# Hardening (web/admission.py, web/connections.py, feedback_retention.py): see _hardening_from_env.
+_HARDENING_ENV = {
+    "retain": "DIGITREC_RETAIN",
+    "max_heavy": "DIGITREC_MAX_HEAVY",
+    "heavy_wait": "DIGITREC_HEAVY_WAIT",
+    "header_timeout": "DIGITREC_HEADER_TIMEOUT",
+    "body_timeout": "DIGITREC_BODY_TIMEOUT",
+    "http": "DIGITREC_HTTP",
 }
 
 
@@ -42,6 +54,12 @@ class ServeOptions:
     # uvicorn's setting (the parent gives it to uvicorn, which applies it in every worker; not in the env):
     # X-Forwarded-For is believed only from these addresses/networks. None: $FORWARDED_ALLOW_IPS or 127.0.0.1.
     forwarded_allow_ips: str | None = None
+    retain: str | None = None  # '30d' or a row count; None: keep every prediction
+    max_heavy: int = 8  # heavy requests in flight per worker (web/admission.py)...
+    heavy_wait: float = 1.0  # ...and how long one beyond waits for a slot before its 503
+    header_timeout: float = 10.0  # seconds for a request's headers (web/connections.py)...
+    body_timeout: float = 30.0  # ...and for its whole body
+    http: str = "auto"  # uvicorn's HTTP parser: auto (httptools when installed), h11 or httptools
 
     @classmethod
     def from_env(cls) -> ServeOptions:
@@ -58,6 +76,7 @@ class ServeOptions:
             candidate_share=share,
             access_log=(env["access_log"] or "1").lower() not in ("0", "false", "no", "off"),
             rate_limit_storage=env["rate_limit_storage"] or None,
+            **_hardening_from_env(),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -70,7 +89,8 @@ class ServeOptions:
             "access_log": "1" if self.access_log else "0",
             "rate_limit_storage": self.rate_limit_storage or "",
         }
-        return {_ENV[k]: v for k, v in values.items()}
+        hardening = {_HARDENING_ENV[k]: str(getattr(self, k) or "") for k in _HARDENING_ENV}
+        return {**{_ENV[k]: v for k, v in values.items()}, **hardening}
 
     def check(self) -> None:
         """Fail fast with one sentence on a bad option (serve() calls it before starting uvicorn)."""
@@ -88,6 +108,13 @@ class ServeOptions:
             check_storage_uri(self.rate_limit_storage)
         if self.forwarded_allow_ips:
             _check_forwarded_allow_ips(self.forwarded_allow_ips)
+        self.retention()
+        for name in ("max_heavy", "header_timeout", "body_timeout"):
+            if getattr(self, name) <= 0:
+                raise DigitrecError(f"--{name.replace('_', '-')} must be positive, not {getattr(self, name)}.")
+        from digitrec.web.connections import protocol_for
+
+        protocol_for(self.http)
 
     def check_reachable(self) -> None:
         """The shared rate-limit store answers: checked once at start, in the parent (a clear exit 1 if not);
@@ -96,6 +123,13 @@ class ServeOptions:
             from digitrec.web.protection import ping_storage
 
             ping_storage(self.rate_limit_storage)
+
+    def retention(self) -> Retention:
+        """The --retain policy; each worker prunes with it (the passes are idempotent: after the first, the
+        others of a minute find nothing to delete)."""
+        from digitrec.feedback_retention import parse_retain
+
+        return parse_retain(self.retain)
 
     def open_store(self) -> Any:
         return None if (self.db or "").lower() in NO_DB else open_store(self.db)
@@ -115,8 +149,24 @@ def _check_forwarded_allow_ips(value: str) -> None:
                                 "(e.g. 10.0.0.0/8,127.0.0.1).") from exc
 
 
+def _hardening_from_env() -> dict[str, Any]:
+    types = {"max_heavy": int, "heavy_wait": float, "header_timeout": float, "body_timeout": float}
+    values: dict[str, Any] = {}
+    for name, var in _HARDENING_ENV.items():
+        raw = os.environ.get(var)
+        if not raw:
+            continue
+        try:
+            values[name] = types[name](raw) if name in types else raw
+        except ValueError as exc:
+            raise DigitrecError(f"{var} must be a number, not {raw!r}.") from exc
+    return values
+
+
 def install(app: FastAPI, options: ServeOptions) -> None:
     """Routes, hooks, error handlers and middleware (added last = outermost: observability sees all)."""
+    from digitrec.web.admission import AdmissionMiddleware
+    from digitrec.web.connections import BodyTimeoutMiddleware
     from digitrec.web.feedback import choose_predictor, record_predictions, router
     from digitrec.web.observability import ObservabilityMiddleware, configure_access_log, metrics_endpoint
     from digitrec.web.protection import RateLimitMiddleware, SecurityHeadersMiddleware, add_cors
@@ -133,13 +183,17 @@ def install(app: FastAPI, options: ServeOptions) -> None:
 
     @app.exception_handler(StoreUnavailable)
     async def _on_store_down(request: Request, exc: StoreUnavailable) -> JSONResponse:
-        return JSONResponse({"detail": f"{exc} Predictions still work; retry feedback later."}, status_code=503,
-                            headers={"Retry-After": "5"})
+        # The error's text names the database (host, port, user): for the log, never for an anonymous caller.
+        log.warning("feedback store unavailable: %s", exc)
+        return JSONResponse({"detail": "the feedback database is unavailable right now. Predictions still work; "
+                                       "retry feedback later."}, status_code=503, headers={"Retry-After": "5"})
 
     @app.exception_handler(UnknownPrediction)
     async def _on_unknown(request: Request, exc: UnknownPrediction) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
 
+    app.add_middleware(BodyTimeoutMiddleware, timeout=options.body_timeout)
+    app.add_middleware(AdmissionMiddleware, limit=options.max_heavy, wait=options.heavy_wait)
     if options.rate_limit:
         app.add_middleware(RateLimitMiddleware, rate=options.rate_limit, storage=options.rate_limit_storage)
     add_cors(app, options.cors_origins)
@@ -160,9 +214,22 @@ def start(app: FastAPI) -> None:
         set_model_info("candidate", app.state.candidate)
     app.state.store = options.open_store()
     log.info("feedback store: %s", app.state.store.kind if app.state.store else "off")
+    from digitrec.web.model_paths import model_dirs
+
+    app.state.model_dirs = model_dirs(app.state.predictor.path)
+    app.state.pruner = None
+    retention = options.retention()
+    if app.state.store is not None and retention.active:
+        from digitrec.feedback_retention import Pruner
+
+        app.state.pruner = Pruner(app.state.store, retention)
+        app.state.pruner.start()
 
 
 def stop(app: FastAPI) -> None:
+    pruner = getattr(app.state, "pruner", None)
+    if pruner is not None:
+        pruner.stop()
     store = getattr(app.state, "store", None)
     if store is not None:
         store.close()
