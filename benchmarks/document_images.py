@@ -160,7 +160,8 @@ def tight(d: int, rng: np.random.Generator) -> Image.Image:
     a = 255 - np.asarray(im.convert("L"), np.float32)
     ys, xs = np.nonzero(a > 0.5 * a.max())
     m = rng.integers(0, 2)
-    return im.crop((max(xs.min() - m, 0), max(ys.min() - m, 0), xs.max() + 1 + m, ys.max() + 1 + m))
+    return im.crop((max(xs.min() - m, 0), max(ys.min() - m, 0), min(xs.max() + 1 + m, im.width),
+                    min(ys.max() + 1 + m, im.height)))
 
 
 def boxed(d: int, rng: np.random.Generator) -> Image.Image:
@@ -258,7 +259,8 @@ def photo(d: int, rng: np.random.Generator) -> Image.Image:
     sheet.lay(g, pen, _ink(rng))
     yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
     gr = rng.normal(0, 1, 2)
-    light = 1 + 0.25 * (gr[0] * (xx - 0.5) + gr[1] * (yy - 0.4)) - rng.uniform(0, 0.6) * ((xx - 0.5) ** 2 + (yy - 0.4) ** 2)
+    vignette = rng.uniform(0, 0.6) * ((xx - 0.5) ** 2 + (yy - 0.4) ** 2)
+    light = 1 + 0.25 * (gr[0] * (xx - 0.5) + gr[1] * (yy - 0.4)) - vignette
     cast = np.array([rng.uniform(0.92, 1.08), rng.uniform(0.92, 1.04), rng.uniform(0.75, 1.0)])
     sheet.rgb = sheet.rgb * np.clip(light, 0.35, 1.2)[..., None] * cast * rng.uniform(0.6, 1.0)
     im = sheet.finish(rng.uniform(3, 9), rng.uniform(0.5, 1.6), jpeg=0)

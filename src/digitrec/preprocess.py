@@ -8,14 +8,19 @@ the webcam all go through `to_mnist`. NumPy + Pillow only: this is the serving h
 
 from __future__ import annotations
 
+import io
 import math
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from digitrec import document
 from digitrec.components import run_components, runs
 from digitrec.images import (
     MAX_PIXELS,
+    Header,
     ImageError,
     ImageSource,
     array_to_gray,
@@ -24,8 +29,9 @@ from digitrec.images import (
     open_image,
 )
 
-__all__ = ["BOX", "MAX_PIXELS", "STROKE", "ImageError", "ImageSource", "open_image", "stroke_width", "to_gray",
-           "to_mnist"]  # decoding lives in digitrec.images; its names are re-exported for callers of this module
+# Decoding lives in digitrec.images; its names are re-exported for callers of this module.
+__all__ = ["BOX", "MAX_PIXELS", "STROKE", "ImageError", "ImageSource", "locate", "open_image", "stroke_width",
+           "to_gray", "to_mnist"]
 
 # Defaults measured with benchmarks/handwriting.py (4,000 synthetic drawings, scans, photos and chalk, never
 # MNIST; confirmed on a second seed): box 18 + stroke 2.5 beat MNIST's own box 20 on 29 images and lost 4.
@@ -169,20 +175,22 @@ def _otsu(x: np.ndarray, top: float, zeros: int = 0) -> float:
     return float(levels[np.argmax(between[:-1])])
 
 
-def _keep_strokes(mask: np.ndarray) -> np.ndarray:
-    """Drop specks: 8-connected blobs much smaller than the largest (labelled over row runs)."""
+def _keep_strokes(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """Drop specks: 8-connected blobs much smaller than the largest (labelled over row runs). Also returns
+    how many blobs are kept."""
     rows, starts, ends = runs(mask)
     root = run_components(rows, starts, ends, mask.shape[1])
     length = ends - starts
     area = np.bincount(root, weights=length, minlength=len(rows))
     drop = area[root] < _SPECK * area.max(initial=0)
+    kept = int(np.count_nonzero(area >= _SPECK * area.max(initial=0))) if len(rows) else 0
     if not drop.any():
-        return mask  # the common case: nothing but strokes
+        return mask, kept  # the common case: nothing but strokes
     length = length[drop]
     offset = starts[drop] - (np.cumsum(length) - length)  # pixel k of the dropped runs: offset + k
     out = mask.copy()
     out[np.repeat(rows[drop], length), np.repeat(offset, length) + np.arange(length.sum())] = False
-    return out
+    return out, kept
 
 
 def _spread(x: np.ndarray, r: int, op=np.maximum) -> np.ndarray:
@@ -231,31 +239,52 @@ def to_mnist(
 
     Returns a (28, 28) float32 array in [0, 1], white ink on black, or None when the image is (nearly)
     blank. `center="mass"` places the centre of mass at (14, 14) as MNIST did; "box" centres the bounding
-    box. `stroke` thickens or thins the pen to that width (28x28 pixels) before scaling.
+    box. `stroke` thickens or thins the pen to that width (28x28 pixels) before scaling. See `locate`.
     """
+    return locate(source, box=box, stroke=stroke, center=center, max_pixels=max_pixels)[0]
+
+
+def locate(
+    source: ImageSource | np.ndarray,
+    *,
+    box: int = BOX,
+    stroke: float | None = STROKE,
+    center: str = "mass",
+    max_pixels: int = MAX_PIXELS,
+) -> tuple[np.ndarray | None, tuple[int, int, int, int] | None]:
+    """`to_mnist`, and where the digit's ink is: (28x28 or None, (x, y, width, height) in the input's pixels
+    (after EXIF rotation) or None when blank).
+
+    Ruling and form frames are removed before the digit is located (`document.remove_lines`); with several
+    digits in the picture, the one nearest its centre is read (`document.central`)."""
     if not 4 <= box <= 28 or center not in ("mass", "box"):
         raise ValueError(f"box must be 4..28 and center 'mass' or 'box', got {box!r} and {center!r}")
-    flat, zeros = _ink_crop(source, max_pixels)
+    work = _ink_crop(source, max_pixels)
+    flat, zeros = work.crop, work.zeros
     if flat is None:
-        return None
+        return None, None
     smooth = _blur3(flat)
-    noise = _noise(smooth, zeros)
     top = float(smooth.max())
+    if work.dense and top > 0:  # ink is much of the picture: the noise is measured on the paper side alone
+        paper = smooth[smooth <= _otsu(smooth, top, zeros)]
+        noise = _noise(paper) if paper.size else 0.0
+    else:
+        noise = _noise(smooth, zeros)
     if top < max(MIN_CONTRAST, 8 * noise):
-        return None
+        return None, None
     t = max(_otsu(smooth, top, zeros), 4 * noise)
-    mask = _keep_strokes(smooth > t)
+    mask = _find_digit(smooth > t)
     # From here on only the ink's box (plus a margin for the anti-aliased fringe) is touched: every mask
     # pixel lies inside it, so the edge count, the ink level and the dilation below are unchanged.
     ink_box = _bounds(mask)
     if ink_box is None:
-        return None
+        return None, None
     r0, r1, c0, c1 = ink_box
     near_box = _around(ink_box, 2)  # a margin for the anti-aliased fringe
     mask, flat = mask[near_box], flat[near_box]
     pen = stroke_width(mask)
     if max(r1 - r0, c1 - c0) < max(2.0 * pen, 4):  # a dot or a speck, not a digit
-        return None
+        return None, None
 
     # Ink level 0..1 with soft (anti-aliased) edges; grain outside the strokes' neighbourhood is zeroed.
     floor = min(3 * noise, t / 2)
@@ -264,7 +293,26 @@ def to_mnist(
 
     if stroke is not None:
         ink = _normalise_stroke(ink, pen, stroke, box)
-    return _place(ink, box, center)
+    return _place(ink, box, center), work.box(ink_box)
+
+
+def _find_digit(mask: np.ndarray) -> np.ndarray:
+    """The digit's pixels in an ink mask: ruling and frames removed, the central digit of several, no specks.
+    Each step runs only when a cheap test says the picture may need it (a canvas drawing never does)."""
+    h, w = mask.shape
+    pen = None
+    if max(h, w) >= 12 and (mask.sum(1).max() >= document.LINE_SPAN * w or
+                            mask.sum(0).max() >= document.LINE_SPAN * h):  # a long row or column of ink
+        pen = stroke_width(mask)
+        mask, _ = document.remove_lines(mask, pen)
+    mask, pieces = _keep_strokes(mask)
+    b = _bounds(mask) if pieces > 1 else None
+    if b is not None:  # several pieces: maybe several digits (work on the ink's box only)
+        inner = _around(b, 0)
+        part, _ = document.central(mask[inner], stroke_width(mask) if pen is None else pen)
+        mask = np.zeros_like(mask)
+        mask[inner] = part
+    return mask
 
 
 def _percentile(v: np.ndarray, q: float) -> float:
@@ -276,25 +324,62 @@ def _percentile(v: np.ndarray, q: float) -> float:
     return float(part[i] + (pos - i) * (float(part[j]) - float(part[i])))
 
 
-def _ink_crop(source: ImageSource | np.ndarray, max_pixels: int) -> tuple[np.ndarray | None, int]:
+@dataclass(frozen=True)
+class _Work:
+    """The working image cropped to its ink (ink bright on flattened paper, float32), the count of exactly-0
+    pixels cropped away, and the way back to the input's pixels: the crop's origin (row, col) in the working
+    image and the input pixels per working pixel."""
+
+    crop: np.ndarray | None
+    zeros: int = 0
+    origin: tuple[int, int] = (0, 0)
+    factor: float = 1.0
+    dense: bool = False  # ink covers much of the picture (see document.DENSE_INK)
+
+    def box(self, b: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        """(r0, r1, c0, c1) in the crop -> (x, y, width, height) in the input's pixels."""
+        r0, r1, c0, c1 = b
+        y0, x0 = (r0 + self.origin[0]) * self.factor, (c0 + self.origin[1]) * self.factor
+        return (round(x0), round(y0), max(1, round((c1 - c0) * self.factor)), max(1, round((r1 - r0) * self.factor)))
+
+
+def _input_side(source: ImageSource | np.ndarray) -> int | None:
+    """The long side of the input as sent (before a JPEG's draft decoding shrinks it); rotation-free, so EXIF
+    orientation does not matter. None when only a decode would tell (then the decoded size is used)."""
+    if isinstance(source, np.ndarray):
+        return max(source.shape[:2])
+    if isinstance(source, Header):
+        return max(source.image.size)
+    if isinstance(source, Image.Image):
+        return max(source.size)
+    return None
+
+
+def _ink_crop(source: ImageSource | np.ndarray, max_pixels: int) -> _Work:
     """The working image, ink bright on flattened paper (float32), cropped to its non-zero pixels plus 3 px;
-    and how many pixels, all exactly 0, were cropped away. (None, 0) when every pixel is 0.
+    and how many pixels, all exactly 0, were cropped away (crop None when every pixel is 0).
 
     Paper that is exactly 0 (a drawn canvas) stays 0 through the 3x3 blur and below any threshold, so
     to_mnist can work on the crop and count the rest as zeros: the same result, on a fraction of the
     pixels. The margin holds the blur's 1 px and the fringe's 2 px. A photo's paper is never exactly 0:
     there the crop is everything. An 8-bit image at working size goes the same way on whole grey levels
-    and only its crop becomes float: inverting and flattening clean paper are exact there."""
+    and only its crop becomes float: inverting and flattening clean paper are exact there. Ink that covers
+    much of the picture (a tight crop, an upscaled tiny scan) is told from paper by the picture's border,
+    and its paper level by `document.flatten_dense`."""
+    side = _input_side(source)
     grey = g = None
     if isinstance(source, np.ndarray):
         g = to_gray(source, max_pixels=max_pixels)
     else:
+        if side is None:
+            side = _encoded_side(source)
         im = open_image(source, max_pixels=max_pixels, draft=(_WORK[1], _WORK[1]))
         grey = grey8(im)
         if grey is None:
             g = image_to_gray(im, max_pixels)
     h, w = g.shape if g is not None else (grey.height, grey.width)
     scale = min(max(_WORK[0], max(h, w)), _WORK[1]) / max(h, w)
+    factor = (side or max(h, w)) / (max(h, w) * scale)
     if scale != 1:
         g = np.asarray(grey, dtype=np.float32) if g is None else g
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
@@ -302,17 +387,52 @@ def _ink_crop(source: ImageSource | np.ndarray, max_pixels: int) -> tuple[np.nda
         g, grey = np.clip(_resize(g, size, resample), 0, 255), None
     if grey is not None:
         a = np.asarray(grey)
-        flat = 255 - a if _dark_ink(_thumb(grey)) else a  # uint8, as exact as 255.0 - a
+        thumb = _thumb(grey)
+        dark, clear = _polarity(thumb)
+        flat = 255 - a if dark else a  # uint8, as exact as 255.0 - a
         low = _paper_level(flat)
+        dense = False
         if low.any():  # shaded paper: flatten in float
-            flat = _flatten(flat.astype(np.float32), low=low)
+            dense = clear and document.ink_fraction(np.asarray(thumb), dark) > document.DENSE_INK
+            flat = document.flatten_dense(flat.astype(np.float32)) if dense else \
+                _flatten(flat.astype(np.float32), low=low)
     else:
-        flat = _flatten(_ink_up(g))
+        thumb = _thumb(Image.fromarray(np.ascontiguousarray(g, np.float32)))
+        dark, clear = _polarity(thumb)
+        up = 255.0 - g if dark else g
+        t8 = np.clip(np.asarray(thumb), 0, 255).astype(np.uint8)
+        dense = clear and document.ink_fraction(t8, dark) > document.DENSE_INK
+        flat = document.flatten_dense(up) if dense else _flatten(up)
     ink_box = _bounds(flat != 0)
     if ink_box is None:
-        return None, 0
-    crop = flat[_around(ink_box, 3)].astype(np.float32)
-    return crop, flat.size - crop.size
+        return _Work(None)
+    crop = _around(ink_box, 3)
+    cut = flat[crop]
+    return _Work(cut.astype(np.float32), flat.size - cut.size, (crop[0].start, crop[1].start), factor, dense)
+
+
+def _encoded_side(source: ImageSource) -> int | None:
+    """The long side from an encoded image's header (no pixel decoded); None if it cannot be read here
+    (open_image then reports the problem)."""
+    try:
+        data = Path(source).read_bytes() if isinstance(source, (str, Path)) else bytes(source)
+        with Image.open(io.BytesIO(data)) as im:
+            return max(im.size)
+    except Exception:  # noqa: BLE001 - open_image raises the proper error for the same input
+        return None
+
+
+def _polarity(thumb: Image.Image) -> tuple[bool, bool]:
+    """Is the ink darker than the paper, and does the picture's border say so clearly? `_dark_ink`'s
+    statistic assumes paper is most of the picture; where the border clearly says otherwise (a tight crop
+    filled with ink), the border wins. A border that does not decide (a photo's lighting gradient, split by
+    Otsu into light and shade rather than ink and paper) leaves `_dark_ink`'s answer."""
+    dark = _dark_ink(thumb)
+    a = np.asarray(thumb)
+    if a.shape[0] < 3 or a.shape[1] < 3:
+        return dark, False
+    paper_dark = document.border_dark_paper(np.clip(a, 0, 255).astype(np.uint8))
+    return (dark, False) if paper_dark is None else (not paper_dark, True)
 
 
 def _bounds(mask: np.ndarray) -> tuple[int, int, int, int] | None:

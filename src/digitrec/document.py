@@ -1,0 +1,156 @@
+"""Digits on real documents: ink that fills much of a tight crop, ruling and form frames, several digits.
+
+`preprocess.to_mnist` and `segment` call these only when a picture needs them (paper that is not a clean
+canvas), so the drawing page's fast path is unchanged. OpenCV does the image work (morphology with long line
+kernels, connected components with statistics): the field's standard, in C++, and no torch (serving half).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+DENSE_INK = 0.12  # ink over this fraction of the picture: a tight crop or an upscaled tiny scan
+LINE_SPAN = 0.6  # a rule or frame side spans at least this fraction of the picture
+LINE_PEN = 5.0  # ... and is at least this many stroke widths long
+
+
+def border_dark_paper(a: np.ndarray) -> bool | None:
+    """Is the paper the dark side of Otsu's split, judging by the picture's border? The border is paper
+    even in a tight crop, where ink touches it only where strokes leave the picture; None when it is
+    undecided (under 70 % one side), e.g. a photo's lighting gradient."""
+    a = np.ascontiguousarray(a, np.uint8)
+    t, _ = cv2.threshold(a, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    ring = np.concatenate([a[0], a[-1], a[1:-1, 0], a[1:-1, -1]])
+    dark = float(np.mean(ring <= t))
+    return True if dark >= 0.7 else False if dark <= 0.3 else None
+
+
+def ink_fraction(a: np.ndarray, dark_ink: bool) -> float:
+    """Fraction of the picture on the ink side of Otsu's split."""
+    a = np.ascontiguousarray(a, np.uint8)
+    t, _ = cv2.threshold(a, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    return float(np.mean(a <= t) if dark_ink else np.mean(a > t))
+
+
+def flatten_dense(x: np.ndarray) -> np.ndarray:
+    """Ink-bright float image -> the same with the paper's level (shading included) subtracted, for pictures
+    whose ink fills much of them. The paper level is a grey opening (min then max) with a window wider than
+    any stroke: it keeps what is wider than a stroke (paper, light) and removes the strokes, whatever share
+    of the picture they cover. Done on a 64 px thumbnail, then scaled up: smooth, and fast."""
+    h, w = x.shape
+    f = 64 / max(h, w)
+    small = cv2.resize(x, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+    mask = small > cv2.threshold(np.clip(small, 0, 255).astype(np.uint8), 0, 255,
+                                 cv2.THRESH_BINARY | cv2.THRESH_OTSU)[0]
+    k = int(np.clip(2 * _pen(mask) + 3, 5, 41)) | 1
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
+    paper = cv2.morphologyEx(small, cv2.MORPH_OPEN, kernel, borderType=cv2.BORDER_REPLICATE)
+    paper = cv2.blur(paper, (k, k), borderType=cv2.BORDER_REPLICATE)
+    paper = cv2.resize(paper, (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.maximum(x - np.minimum(paper, np.percentile(x, 50)), 0).astype(np.float32)
+
+
+def _pen(mask: np.ndarray) -> float:
+    """Mean stroke width of a mask (twice the area over the perimeter), at least 1."""
+    edges = np.count_nonzero(mask[1:] != mask[:-1]) + np.count_nonzero(mask[:, 1:] != mask[:, :-1])
+    return max(1.0, 2 * np.count_nonzero(mask) / max(edges * np.pi / 4, 1))
+
+
+def _lines(mask: np.ndarray, axis: int, length: int) -> list[tuple[int, int, int, int, np.ndarray]]:
+    """Straight runs along `axis` (1: horizontal) at least `length` long: (x, y, w, h, pixels) per line.
+    The mask is thickened by one pixel across the line first, so a slightly tilted rule stays one run."""
+    across = (3, 1) if axis == 1 else (1, 3)  # (rows, cols) of the thickening kernel
+    along = (1, length) if axis == 1 else (length, 1)
+    fat = cv2.dilate(mask, np.ones(across, np.uint8))
+    runs = cv2.morphologyEx(fat, cv2.MORPH_OPEN, np.ones(along, np.uint8)) & mask
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
+    return [(*stats[i, :4].tolist(), lab == i) for i in range(1, n) if stats[i, 2 + (axis == 0)] >= length]
+
+
+def remove_lines(mask: np.ndarray, pen: float | None = None) -> tuple[np.ndarray, bool]:
+    """Ink mask -> (the mask with ruling and form frames removed, whether anything was removed).
+
+    A horizontal line goes when it spans the picture (LINE_SPAN of its width, LINE_PEN strokes long) and
+    either there are two such lines (ruled paper, a box's top and bottom) or it reaches past the rest of the
+    ink on both sides: a 7's bar or a 2's base, even in a tight crop, ends where the digit's other strokes
+    do. A vertical line goes when both of its ends meet removed horizontal lines and one such vertical is at
+    a horizontal line's end (a box's corner: frames and comb fields, not a 1 standing on ruled paper).
+    Where a stroke crosses a removed line, the line's pixels between the stroke's two sides are put back."""
+    m = np.ascontiguousarray(mask, np.uint8)
+    h, w = m.shape
+    pen = _pen(mask) if pen is None else pen
+    hs = _lines(m, 1, max(int(LINE_SPAN * w), int(LINE_PEN * pen), 8))
+    if not hs:
+        return mask, False
+    if len(hs) < 2:
+        x, _, lw, _, px = hs[0]
+        rest = m & ~px
+        cols = np.flatnonzero(rest.any(0))
+        if len(cols) and not (x + 2 * pen < cols[0] and cols[-1] < x + lw - 2 * pen):
+            return mask, False
+    hmask = np.zeros_like(m)
+    for *_, px in hs:
+        hmask |= px
+    rest = m & ~hmask
+    vs = _lines(rest, 0, max(int(LINE_SPAN * 0.8 * (max(y + lh for _, y, _, lh, _ in hs) -
+                                                     min(y for _, y, _, _, _ in hs))), int(LINE_PEN * pen), 8))
+    tol = 2 * pen + 3
+    rows = np.flatnonzero(hmask.any(1))
+
+    def meets(y: int) -> bool:
+        return bool(len(rows)) and float(np.min(np.abs(rows - y))) <= tol
+
+    frame = [v for v in vs if meets(v[1]) and meets(v[1] + v[3] - 1)]
+    ends = [e for x, _, lw, _, _ in hs for e in (x, x + lw - 1)]
+    if frame and any(min(abs(v[0] - e), abs(v[0] + v[2] - 1 - e)) <= tol for v in frame for e in ends):
+        vmask = np.zeros_like(m)
+        for *_, px in frame:
+            vmask |= px
+        rest &= ~vmask
+    else:
+        vmask = np.zeros_like(m)
+    # Put back line pixels where a stroke crosses: ink on both sides of the line, across it.
+    thick = int(2 * pen + 3)
+    keep = (cv2.morphologyEx(rest, cv2.MORPH_CLOSE, np.ones((thick, 1), np.uint8)) & hmask) | \
+        (cv2.morphologyEx(rest, cv2.MORPH_CLOSE, np.ones((1, thick), np.uint8)) & vmask)
+    return (rest | keep).astype(bool), True
+
+
+def central(mask: np.ndarray, pen: float) -> tuple[np.ndarray, bool]:
+    """With several digits in the picture, the one nearest its centre (and whether one was chosen).
+
+    Pieces closer than a few stroke widths, or one above the other, are one digit (a 5's flag, a broken
+    pencil stroke). Digit-sized groups (a fifth of the largest's ink, half its height) compete; smaller ones
+    are dots and specks that the caller drops anyway."""
+    m = np.ascontiguousarray(mask, np.uint8)
+    r = max(1, int(1.5 * pen))
+    near = cv2.dilate(m, np.ones((2 * r + 1, 2 * r + 1), np.uint8), borderValue=0)
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(near, connectivity=8)
+    if n <= 2:
+        return mask, False
+    area = np.bincount(lab[mask], minlength=n)
+    x0, y0, ww, hh = stats[:, 0], stats[:, 1], stats[:, 2], stats[:, 3]
+    # Merge groups one above the other (x-extents overlapping by half the narrower): one digit.
+    parent = np.arange(n)
+    for i in range(1, n):
+        for j in range(i + 1, n):
+            overlap = min(x0[i] + ww[i], x0[j] + ww[j]) - max(x0[i], x0[j])
+            if overlap > 0.5 * min(ww[i], ww[j]):
+                parent[parent == parent[j]] = parent[i]
+    roots = np.unique(parent[1:])
+    if len(roots) < 2:
+        return mask, False
+    g_area = np.array([area[parent == g].sum() for g in roots])
+    g_top = np.array([y0[parent == g].min() for g in roots])
+    g_bot = np.array([(y0 + hh)[parent == g].max() for g in roots])
+    g_left = np.array([x0[parent == g].min() for g in roots])
+    g_right = np.array([(x0 + ww)[parent == g].max() for g in roots])
+    big = (g_area >= 0.2 * g_area.max()) & (g_bot - g_top >= 0.5 * (g_bot - g_top).max())
+    if big.sum() < 2:
+        return mask, False
+    h, w = mask.shape
+    d = np.hypot((g_left + g_right) / 2 - w / 2, (g_top + g_bot) / 2 - h / 2)
+    d[~big] = np.inf
+    chosen = roots[int(np.argmin(d))]
+    return mask & np.isin(lab, np.flatnonzero(parent == chosen)), True
