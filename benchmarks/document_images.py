@@ -286,10 +286,10 @@ def _number_glyphs(text: str, rng: np.random.Generator, hgt: float, pen: float) 
     """Glyphs of `text` ('.' a dot on the baseline) side by side, baseline at y = hgt; and their width."""
     out, x = [], 0.0
     for ch in text:
-        if ch == ".":
-            r = pen * rng.uniform(0.1, 0.5)
+        if ch == ".":  # a dab of the pen, 1.2-2 pen widths across, on the baseline
+            r = pen * rng.uniform(0.6, 1.0)
             x += hgt * rng.uniform(0.08, 0.2)
-            out.append([np.array([[x + r, hgt - pen / 2 - r]]), np.array([[x + r + 0.01, hgt - pen / 2 - r]])])
+            out.append([np.array([[x + r, hgt - r], [x + r + 0.01, hgt - r]])])
             x += 2 * r + hgt * rng.uniform(0.1, 0.2)
             continue
         h = hgt * rng.uniform(0.9, 1.05)
@@ -324,8 +324,8 @@ def number(rng: np.random.Generator, ruled: bool = False, decimal: bool = False)
         _ruled(sheet, spacing, rng, base % spacing)
     ink = _ink(rng)
     for g in glyphs:
-        pen_here = pen * 2.2 if len(g) == 2 and len(g[0]) == 1 else pen  # a dot is a dab of the pen
-        sheet.lay(_moved(g, mx, my), pen_here, ink)
+        dot = len(g) == 1 and len(g[0]) == 2  # its pen is its diameter: the dab sits on the baseline
+        sheet.lay(_moved(g, mx, my), 2 * (hgt - g[0][0, 1]) if dot else pen, ink)
     return sheet.finish(rng.uniform(1, 5), rng.uniform(0, 0.8)), text
 
 
