@@ -74,8 +74,9 @@ def remove_lines(mask: np.ndarray, pen: float | None = None) -> tuple[np.ndarray
     A horizontal line goes when it spans the picture (LINE_SPAN of its width, LINE_PEN strokes long) and
     either there are two such lines (ruled paper, a box's top and bottom) or it reaches past the rest of the
     ink on both sides: a 7's bar or a 2's base, even in a tight crop, ends where the digit's other strokes
-    do. A vertical line goes when both of its ends meet removed horizontal lines and one such vertical is at
-    a horizontal line's end (a box's corner: frames and comb fields, not a 1 standing on ruled paper).
+    do. A vertical line goes when it is no thicker than the removed lines, both of its ends meet them, and
+    one such vertical is at a horizontal line's end (a box's corner: frames and comb fields, not a 1 standing
+    on ruled paper, nor a bold 1 in a box).
     Where a stroke crosses a removed line, the line's pixels between the stroke's two sides are put back."""
     m = np.ascontiguousarray(mask, np.uint8)
     h, w = m.shape
@@ -95,13 +96,15 @@ def remove_lines(mask: np.ndarray, pen: float | None = None) -> tuple[np.ndarray
     rest = m & ~hmask
     vs = _lines(rest, 0, max(int(LINE_SPAN * 0.8 * (max(y + lh for _, y, _, lh, _ in hs) -
                                                      min(y for _, y, _, _, _ in hs))), int(LINE_PEN * pen), 8))
-    tol = 2 * pen + 3
+    rule = float(np.median([lh for _, _, _, lh, _ in hs]))  # the printed lines' thickness
+    tol = 2 * rule + 3
     rows = np.flatnonzero(hmask.any(1))
 
     def meets(y: int) -> bool:
         return bool(len(rows)) and float(np.min(np.abs(rows - y))) <= tol
 
-    frame = [v for v in vs if meets(v[1]) and meets(v[1] + v[3] - 1)]
+    # A frame's sides are printed like its top and bottom: no thicker than twice those (a bold 1 is).
+    frame = [v for v in vs if meets(v[1]) and meets(v[1] + v[3] - 1) and v[2] <= 2 * rule + 2]
     ends = [e for x, _, lw, _, _ in hs for e in (x, x + lw - 1)]
     if frame and any(min(abs(v[0] - e), abs(v[0] + v[2] - 1 - e)) <= tol for v in frame for e in ends):
         vmask = np.zeros_like(m)
