@@ -221,6 +221,7 @@ def lowres(d: int, rng: np.random.Generator) -> Image.Image:
     ext = _extent(g)
     sheet = Sheet(side, side, rng, tone=rng.uniform(150, 240))
     off = (side - ext) / 2 + rng.uniform(-0.1, 0.1, 2) * side
+    off = np.clip(off, pen / 2, np.maximum(side - ext - pen / 2, pen / 2))  # the whole digit on the scan
     sheet.lay(_moved(g, *off), pen, np.full(3, rng.uniform(20, 110)))
     im = sheet.finish(rng.uniform(1, 4), rng.uniform(0.3, 0.8), jpeg=0).convert("L")
     if rng.random() < 0.75:

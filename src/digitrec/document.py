@@ -13,6 +13,7 @@ import numpy as np
 DENSE_INK = 0.12  # ink over this fraction of the picture: a tight crop or an upscaled tiny scan
 LINE_SPAN = 0.6  # a rule or frame side spans at least this fraction of the picture
 LINE_PEN = 5.0  # ... and is at least this many stroke widths long
+LINE_THIN = 8.0  # ... and this many times longer than it is thick
 
 
 def border_dark_paper(a: np.ndarray) -> bool | None:
@@ -61,8 +62,8 @@ def flatten_dense(x: np.ndarray) -> np.ndarray:
     paper = cv2.morphologyEx(small, cv2.MORPH_OPEN, kernel, borderType=cv2.BORDER_REPLICATE)
     paper = cv2.blur(paper, (k, k), borderType=cv2.BORDER_REPLICATE)
     paper = cv2.resize(paper, (w, h), interpolation=cv2.INTER_LINEAR)
-    # Where ink is wider than the window (a 1 that fills a tight crop's width), the opening keeps it: the
-    # paper level is never above the paper's own pixels (Otsu's dark side here, 95th percentile).
+    # Where ink is wider than the window (a 1 that fills a tight crop's width, a bold stroke upscaled), the
+    # opening keeps it: the paper level is never above the paper's own (Otsu's dark side, 95th percentile).
     side = small[~mask]
     cap = float(np.percentile(side, 95)) if side.size else float(small.min())
     return np.maximum(x - np.minimum(paper, cap), 0).astype(np.float32)
@@ -75,14 +76,17 @@ def _pen(mask: np.ndarray) -> float:
 
 
 def _lines(mask: np.ndarray, axis: int, length: int) -> list[tuple[int, int, int, int, np.ndarray]]:
-    """Straight runs along `axis` (1: horizontal) at least `length` long: (x, y, w, h, pixels) per line.
+    """Straight runs along `axis` (1: horizontal) at least `length` long and LINE_THIN times longer than
+    thick (a bold digit's flat top is not a rule): (x, y, w, h, pixels) per line.
     The mask is thickened by one pixel across the line first, so a slightly tilted rule stays one run."""
     across = (3, 1) if axis == 1 else (1, 3)  # (rows, cols) of the thickening kernel
     along = (1, length) if axis == 1 else (length, 1)
     fat = cv2.dilate(mask, np.ones(across, np.uint8))
     runs = cv2.morphologyEx(fat, cv2.MORPH_OPEN, np.ones(along, np.uint8)) & mask
     n, lab, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
-    return [(*stats[i, :4].tolist(), lab == i) for i in range(1, n) if stats[i, 2 + (axis == 0)] >= length]
+    along_i, across_i = (2, 3) if axis == 1 else (3, 2)
+    return [(*stats[i, :4].tolist(), lab == i) for i in range(1, n)
+            if stats[i, along_i] >= length and stats[i, along_i] >= LINE_THIN * stats[i, across_i]]
 
 
 def remove_lines(mask: np.ndarray, pen: float | None = None) -> tuple[np.ndarray, bool]:
