@@ -14,6 +14,7 @@ DENSE_INK = 0.12  # ink over this fraction of the picture: a tight crop or an up
 LINE_SPAN = 0.6  # a rule or frame side spans at least this fraction of the picture
 LINE_PEN = 5.0  # ... and is at least this many stroke widths long
 LINE_THIN = 8.0  # ... and this many times longer than it is thick
+MAX_GROUPS = 40  # more separate pieces than this is a texture, not a few digits to choose from
 
 
 def border_dark_paper(a: np.ndarray) -> bool | None:
@@ -151,16 +152,18 @@ def central(mask: np.ndarray, pen: float) -> tuple[np.ndarray, bool]:
     r = max(1, int(1.5 * pen))
     near = cv2.dilate(m, np.ones((2 * r + 1, 2 * r + 1), np.uint8), borderValue=0)
     n, lab, stats, _ = cv2.connectedComponentsWithStats(near, connectivity=8)
-    if n <= 2:
+    if not 2 < n <= MAX_GROUPS:  # one group; or texture, not a few digits (and the pairing below is n^2)
         return mask, False
     area = np.bincount(lab[mask], minlength=n)
     x0, y0, ww, hh = stats[:, 0], stats[:, 1], stats[:, 2], stats[:, 3]
-    # Merge groups one above the other (x-extents overlapping by half the narrower): one digit.
+    # Merge groups just above one another (x-extents overlapping by half the narrower, the gap between them
+    # no taller than the taller one): one digit.
     parent = np.arange(n)
     for i in range(1, n):
         for j in range(i + 1, n):
             overlap = min(x0[i] + ww[i], x0[j] + ww[j]) - max(x0[i], x0[j])
-            if overlap > 0.5 * min(ww[i], ww[j]):
+            gap = max(y0[i], y0[j]) - min(y0[i] + hh[i], y0[j] + hh[j])
+            if overlap > 0.5 * min(ww[i], ww[j]) and gap <= max(hh[i], hh[j]):
                 parent[parent == parent[j]] = parent[i]
     roots = np.unique(parent[1:])
     if len(roots) < 2:
