@@ -20,9 +20,9 @@ MAX_GROUPS = 40  # more separate pieces than this is a texture, not a few digits
 def border_dark_paper(a: np.ndarray) -> bool | None:
     """Is the paper the dark side of Otsu's split, judging by the picture's border? The border is paper
     even in a tight crop, where ink touches it only where strokes leave the picture. A ring decides when
-    70 % of it is one side. The edge decides first, unless it is dark and a ring 6 % or 12 % inside is
-    light: a form field's frame along the edge, paper inside. None when nothing decides (a photo's lighting
-    gradient): the caller then asks the median."""
+    70 % of it is one side. A light edge means light paper; a dark one, dark paper only if the rings 6 %
+    and 12 % inside are dark too (light inside: a form field's frame along the edge). None otherwise (a
+    photo's lighting gradient or vignette): the caller then asks the median."""
     a = np.ascontiguousarray(a, np.uint8)
     t, _ = cv2.threshold(a, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
     h, w = a.shape
@@ -35,10 +35,11 @@ def border_dark_paper(a: np.ndarray) -> bool | None:
     edge, inner = votes[0], votes[1:]
     if edge <= 0.3:  # light paper all round, even where a tight crop's thick strokes fill the inside
         return False
-    if edge >= 0.7:  # a dark edge: dark paper, or a form field's frame with light paper inside it
-        return min(inner) > 0.3
-    dark, light = max(inner) >= 0.7, min(inner) <= 0.3
-    return None if dark == light else dark
+    if edge >= 0.7 and min(inner) <= 0.3:  # a form field's frame along the edge, light paper inside it
+        return False
+    if edge >= 0.7 and min(inner) >= 0.7:  # dark paper (a board) all the way in
+        return True
+    return None  # a dark edge that fades inwards is a photo's vignette as often as it is dark paper
 
 
 def ink_fraction(a: np.ndarray, dark_ink: bool) -> float:
@@ -157,13 +158,13 @@ def central(mask: np.ndarray, pen: float) -> tuple[np.ndarray, bool]:
     area = np.bincount(lab[mask], minlength=n)
     x0, y0, ww, hh = stats[:, 0], stats[:, 1], stats[:, 2], stats[:, 3]
     # Merge groups just above one another (x-extents overlapping by half the narrower, the gap between them
-    # no taller than the taller one): one digit.
+    # no more than 3 times the taller one): one digit.
     parent = np.arange(n)
     for i in range(1, n):
         for j in range(i + 1, n):
             overlap = min(x0[i] + ww[i], x0[j] + ww[j]) - max(x0[i], x0[j])
             gap = max(y0[i], y0[j]) - min(y0[i] + hh[i], y0[j] + hh[j])
-            if overlap > 0.5 * min(ww[i], ww[j]) and gap <= max(hh[i], hh[j]):
+            if overlap > 0.5 * min(ww[i], ww[j]) and gap <= 3 * max(hh[i], hh[j]):
                 parent[parent == parent[j]] = parent[i]
     roots = np.unique(parent[1:])
     if len(roots) < 2:

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from digitrec import document
-from digitrec.components import run_components, runs
+from digitrec.components import piece_sizes, run_components, runs
 from digitrec.images import (
     MAX_PIXELS,
     Header,
@@ -38,6 +38,7 @@ __all__ = ["BOX", "MAX_PIXELS", "STROKE", "ImageError", "ImageSource", "locate",
 BOX = 18  # side of the square the ink's bounding box is scaled into (MNIST used 20)
 STROKE = 2.5  # pen width to normalise to, in 28x28 pixels (MNIST's median is ~2.3); None keeps the pen's
 MIN_CONTRAST = 16.0  # ink must differ from the paper by this much (0..255) or the image counts as blank
+FAINT = 24.0  # ink fainter than this (faint pencil) must hang together: scattered specks are blank
 _WORK = (112, 384)  # long side of the working image: enough detail for a 20 px box, fast on a 4096^2 photo
 _SPECK = 0.1  # ink blobs smaller than this fraction of the largest one are specks, not strokes
 
@@ -273,7 +274,12 @@ def locate(
     if top < max(MIN_CONTRAST, 8 * noise):
         return None, None
     t = max(_otsu(smooth, top, zeros), 4 * noise)
-    mask = _find_digit(smooth > t)
+    mask = smooth > t
+    if top < FAINT:  # faint ink (pencil) must be strokes, not scattered specks of dust
+        sizes = piece_sizes(mask)
+        if sizes.max() < 0.2 * sizes.sum():
+            return None, None
+    mask = _find_digit(mask)
     # From here on only the ink's box (plus a margin for the anti-aliased fringe) is touched: every mask
     # pixel lies inside it, so the edge count, the ink level and the dilation below are unchanged.
     ink_box = _bounds(mask)
