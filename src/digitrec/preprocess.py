@@ -39,6 +39,7 @@ BOX = 18  # side of the square the ink's bounding box is scaled into (MNIST used
 STROKE = 2.5  # pen width to normalise to, in 28x28 pixels (MNIST's median is ~2.3); None keeps the pen's
 MIN_CONTRAST = 16.0  # ink must differ from the paper by this much (0..255) or the image counts as blank
 FAINT = 24.0  # ink fainter than this (faint pencil) must hang together: scattered specks are blank
+THIN_MAX = 0.3  # thinning removes at most this share of a dense picture's stroke (a blur overstates the pen)
 _WORK = (112, 384)  # long side of the working image: enough detail for a 20 px box, fast on a 4096^2 photo
 _SPECK = 0.1  # ink blobs smaller than this fraction of the largest one are specks, not strokes
 
@@ -298,7 +299,7 @@ def locate(
     ink = np.clip((flat - floor) / (level - floor), 0, 1) * _spread(mask, 2)
 
     if stroke is not None:
-        ink = _normalise_stroke(ink, pen, stroke, box)
+        ink = _normalise_stroke(ink, pen, stroke, box, soft=work.dense)
     return _place(ink, box, center), work.box(ink_box)
 
 
@@ -398,8 +399,10 @@ def _ink_crop(source: ImageSource | np.ndarray, max_pixels: int) -> _Work:
         flat = 255 - a if dark else a  # uint8, as exact as 255.0 - a
         low = _paper_level(flat)
         dense = False
-        if low.any():  # shaded paper: flatten in float
-            dense = clear and document.ink_fraction(np.asarray(thumb), dark) > document.DENSE_INK
+        if low.any():  # shaded paper (or blocks full of ink): flatten in float
+            # Dense ink on real paper; a drawn canvas (its paper exactly 0) keeps the exact path.
+            dense = clear and document.ink_fraction(np.asarray(thumb), dark) > document.DENSE_INK and \
+                np.count_nonzero(flat) > flat.size // 2
             flat = document.flatten_dense(flat.astype(np.float32)) if dense else \
                 _flatten(flat.astype(np.float32), low=low)
     else:
@@ -407,7 +410,8 @@ def _ink_crop(source: ImageSource | np.ndarray, max_pixels: int) -> _Work:
         dark, clear = _polarity(thumb)
         up = 255.0 - g if dark else g
         t8 = np.clip(np.asarray(thumb), 0, 255).astype(np.uint8)
-        dense = clear and document.ink_fraction(t8, dark) > document.DENSE_INK
+        dense = clear and document.ink_fraction(t8, dark) > document.DENSE_INK and \
+            np.count_nonzero(up) > up.size // 2
         flat = document.flatten_dense(up) if dense else _flatten(up)
     ink_box = _bounds(flat != 0)
     if ink_box is None:
@@ -456,14 +460,17 @@ def _around(box: tuple[int, int, int, int], m: int) -> tuple[slice, slice]:
     return slice(max(r0 - m, 0), r1 + m), slice(max(c0 - m, 0), c1 + m)
 
 
-def _normalise_stroke(ink: np.ndarray, pen: float, target: float, box: int) -> np.ndarray:
+def _normalise_stroke(ink: np.ndarray, pen: float, target: float, box: int, soft: bool = False) -> np.ndarray:
     """Thin a thick pen (erosion) or thicken a thin one (dilation) towards `target` 28x28 pixels,
-    at 4x the box's resolution: fine enough steps, and fast."""
+    at 4x the box's resolution: fine enough steps, and fast. `soft`: ink that fills much of a blurred or
+    upscaled picture, whose measured pen overstates the stroke; it is thinned by at most THIN_MAX."""
     f = min(1.0, 4 * box / max(ink.shape))
     if f < 1:
         ink = _resize(ink, (max(1, round(ink.shape[1] * f)), max(1, round(ink.shape[0] * f))))
     per_px = box / max(ink.shape)  # 28x28 pixels per pixel once scaled into the box
     k = round((target / per_px - pen * f) / 2)  # pixels to add (or remove) on each side of the stroke
+    if soft:
+        k = max(k, -round(pen * f * THIN_MAX / 2))
     if k == 0 or (k < 0 and pen * f + 2 * k < 1):
         return ink
     out = _spread(np.pad(ink, abs(k)), abs(k), np.maximum if k > 0 else np.minimum)
