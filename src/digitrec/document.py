@@ -104,7 +104,11 @@ def remove_lines(mask: np.ndarray, pen: float | None = None) -> tuple[np.ndarray
     m = np.ascontiguousarray(mask, np.uint8)
     h, w = m.shape
     pen = _pen(mask) if pen is None else pen
-    hs = _lines(m, 1, max(int(LINE_SPAN * w), int(LINE_PEN * pen), 8))
+    length = max(int(LINE_SPAN * w), int(LINE_PEN * pen), 8)
+    long_rows = np.flatnonzero(np.count_nonzero(mask, axis=1) >= length)
+    if not len(long_rows) or (long_rows[-1] - long_rows[0] < 2 * pen + 3 and _inside(mask, long_rows, pen)):
+        return mask, False  # no row is long enough, or one band of them that ends with the ink (a 7's bar)
+    hs = _lines(m, 1, length)
     if not hs:
         return mask, False
     if len(hs) < 2:
@@ -141,6 +145,16 @@ def remove_lines(mask: np.ndarray, pen: float | None = None) -> tuple[np.ndarray
     keep = (cv2.morphologyEx(rest, cv2.MORPH_CLOSE, np.ones((thick, 1), np.uint8)) & hmask) | \
         (cv2.morphologyEx(rest, cv2.MORPH_CLOSE, np.ones((1, thick), np.uint8)) & vmask)
     return (rest | keep).astype(bool), True
+
+
+def _inside(mask: np.ndarray, band: np.ndarray, pen: float) -> bool:
+    """Does the ink outside rows band[0]..band[-1] reach within 2 pens of the band's ends (or is there none)?
+    The quick form of remove_lines' test for a single line, without labelling anything."""
+    rest = mask.copy()
+    rest[band[0] : band[-1] + 1] = False
+    cols = np.flatnonzero(np.logical_or.reduce(rest, axis=0))
+    line = np.flatnonzero(np.logical_or.reduce(mask[band[0] : band[-1] + 1], axis=0))
+    return not len(cols) or not (line[0] + 2 * pen < cols[0] and cols[-1] < line[-1] - 2 * pen)
 
 
 def central(mask: np.ndarray, pen: float) -> tuple[np.ndarray, bool]:

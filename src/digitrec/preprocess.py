@@ -308,13 +308,14 @@ def _find_digit(mask: np.ndarray) -> np.ndarray:
     Each step runs only when a cheap test says the picture may need it (a canvas drawing never does)."""
     h, w = mask.shape
     pen = None
-    if max(h, w) >= 12 and (mask.sum(1).max() >= document.LINE_SPAN * w or
-                            mask.sum(0).max() >= document.LINE_SPAN * h):  # a long row or column of ink
+    # Frames and ruling have long rows of ink (a frame's sides go only with its top and bottom).
+    if max(h, w) >= 12 and np.count_nonzero(mask, axis=1).max() >= document.LINE_SPAN * w:
         pen = stroke_width(mask)
         mask, _ = document.remove_lines(mask, pen)
     mask, pieces = _keep_strokes(mask)
     b = _bounds(mask) if pieces > 1 else None
-    if b is not None:  # several pieces: maybe several digits (work on the ink's box only)
+    if b is not None and not np.logical_or.reduce(mask[:, b[2] : b[3]], axis=0).all():
+        # Several pieces with an empty column between them: maybe several digits (on the ink's box only).
         inner = _around(b, 0)
         part, _ = document.central(mask[inner], stroke_width(mask) if pen is None else pen)
         mask = np.zeros_like(mask)
@@ -440,6 +441,8 @@ def _polarity(thumb: Image.Image) -> tuple[bool, bool]:
     dark = _dark_ink(thumb)
     a = np.asarray(thumb)
     if a.shape[0] < 3 or a.shape[1] < 3:
+        return dark, False
+    if thumb.mode == "L" and max(thumb.histogram()) * 2 > a.size:  # paper of one exact level: a drawing
         return dark, False
     paper_dark = document.border_dark_paper(np.clip(a, 0, 255).astype(np.uint8))
     return (dark, False) if paper_dark is None else (not paper_dark, True)
