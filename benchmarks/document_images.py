@@ -212,8 +212,8 @@ def lined(d: int, rng: np.random.Generator) -> Image.Image:
     return sheet.finish(rng.uniform(1, 5), rng.uniform(0, 0.8))
 
 
-def lowres(d: int, rng: np.random.Generator) -> Image.Image:
-    """A scan at 8-32 px: grey ink on grey paper, soft; sent as it is or upscaled by the sender."""
+def lowres(d: int, rng: np.random.Generator, upscale: bool = True) -> Image.Image:
+    """A scan at 8-32 px: grey ink on grey paper, soft; upscaled 4-12x by the sender, or sent as it is."""
     side = int(rng.integers(8, 33))
     hgt = side * rng.uniform(0.6, 0.9)
     pen = max(hgt * rng.uniform(0.1, 0.2), 0.9)
@@ -224,7 +224,7 @@ def lowres(d: int, rng: np.random.Generator) -> Image.Image:
     off = np.clip(off, pen / 2, np.maximum(side - ext - pen / 2, pen / 2))  # the whole digit on the scan
     sheet.lay(_moved(g, *off), pen, np.full(3, rng.uniform(20, 110)))
     im = sheet.finish(rng.uniform(1, 4), rng.uniform(0.3, 0.8), jpeg=0).convert("L")
-    if rng.random() < 0.75:
+    if upscale:
         f = int(rng.integers(4, 13))
         how = [Image.Resampling.BILINEAR, Image.Resampling.BICUBIC, Image.Resampling.NEAREST][rng.integers(3)]
         im = im.resize((side * f, side * f), how)
@@ -275,7 +275,8 @@ def _tilt(p: np.ndarray, w: int, h: int, kx: float, ky: float) -> np.ndarray:
 
 
 SINGLE: dict[str, Callable[[int, np.random.Generator], Image.Image]] = {
-    "tight crop": tight, "boxed": boxed, "lined paper": lined, "low-res scan": lowres, "faint pencil": pencil,
+    "tight crop": tight, "boxed": boxed, "lined paper": lined, "low-res scan, upscaled": lowres,
+    "low-res scan, as sent": lambda d, rng: lowres(d, rng, upscale=False), "faint pencil": pencil,
     "photo of paper": photo,
 }
 
