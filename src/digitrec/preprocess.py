@@ -267,11 +267,16 @@ def locate(
         return None, None
     smooth = _blur3(flat)
     top = float(smooth.max())
-    if work.dense and top > 0:  # ink is much of the picture: the noise is measured on the paper side alone
-        paper = smooth[smooth <= _otsu(smooth, top, zeros)]
-        noise = _noise(paper) if paper.size else 0.0
-    else:
-        noise = _noise(smooth, zeros)
+    noise = 0.0 if work.dense else _noise(smooth, zeros)
+    if top > 0 and (work.dense or top < 8 * noise):
+        # Ink may be much of the picture, and then the median deviation measures ink against paper, not
+        # noise: measure it on the paper side alone, where the two sides are far apart for it (pure noise
+        # splits into two sides a couple of sigmas apart).
+        split = _otsu(smooth, top, zeros)
+        paper, ink = smooth[smooth <= split], smooth[smooth > split]
+        quiet = _noise(paper) if paper.size else 0.0
+        if work.dense or (ink.size > 0.05 * smooth.size and ink.mean() - paper.mean() > 8 * quiet):
+            noise = quiet
     if top < max(MIN_CONTRAST, 8 * noise):
         return None, None
     t = max(_otsu(smooth, top, zeros), 4 * noise)
