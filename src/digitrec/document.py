@@ -79,16 +79,31 @@ def _pen(mask: np.ndarray) -> float:
 
 def _lines(mask: np.ndarray, axis: int, length: int) -> list[tuple[int, int, int, int, np.ndarray]]:
     """Straight runs along `axis` (1: horizontal) at least `length` long and LINE_THIN times longer than
-    thick (a bold digit's flat top is not a rule): (x, y, w, h, pixels) per line.
-    The mask is thickened by one pixel across the line first, so a slightly tilted rule stays one run."""
+    thick (a bold digit's flat top is not a rule): (x, y, w, h, pixels) per line, with the mean thickness
+    in place of h (w for vertical lines).
+    The mask is thickened by one pixel across the line and gaps of up to 4 pixels along it are bridged first,
+    so a slightly tilted rule, or a faint one that the threshold broke, stays one run."""
     across = (3, 1) if axis == 1 else (1, 3)  # (rows, cols) of the thickening kernel
     along = (1, length) if axis == 1 else (length, 1)
     fat = cv2.dilate(mask, np.ones(across, np.uint8))
-    runs = cv2.morphologyEx(fat, cv2.MORPH_OPEN, np.ones(along, np.uint8)) & mask
+    fat = cv2.morphologyEx(fat, cv2.MORPH_CLOSE, np.ones((1, 5) if axis == 1 else (5, 1), np.uint8))
+    runs = cv2.morphologyEx(fat, cv2.MORPH_OPEN, np.ones(along, np.uint8))
     n, lab, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
     along_i, across_i = (2, 3) if axis == 1 else (3, 2)
-    return [(*stats[i, :4].tolist(), lab == i) for i in range(1, n)
-            if stats[i, along_i] >= length and stats[i, along_i] >= LINE_THIN * stats[i, across_i]]
+    # Lengths are measured on the bridged runs; a line's pixels are the ink under them, its thickness
+    # (reported in place of its extent across) their median count across it.
+    out = []
+    for i in range(1, n):
+        size = int(stats[i, along_i])
+        if size < length:
+            continue
+        px = (lab == i) & (mask > 0)
+        counts = np.count_nonzero(px, axis=0 if axis == 1 else 1)
+        thick = max(1, int(np.median(counts[counts > 0])))  # per column (row): strokes crossing do not count
+        if size >= LINE_THIN * thick:
+            x, y, w, h = stats[i, :4].tolist()
+            out.append((x, y, w, thick, px) if axis == 1 else (x, y, thick, h, px))
+    return out
 
 
 def remove_lines(mask: np.ndarray, pen: float | None = None) -> tuple[np.ndarray, bool]:
@@ -127,8 +142,8 @@ def remove_lines(mask: np.ndarray, pen: float | None = None) -> tuple[np.ndarray
     tol = 2 * rule + 3
     rows = np.flatnonzero(hmask.any(1))
 
-    def meets(y: int) -> bool:
-        return bool(len(rows)) and float(np.min(np.abs(rows - y))) <= tol
+    def meets(y: int) -> bool:  # a frame's side runs into the rule (a digit's stroke stops short of it)
+        return bool(len(rows)) and float(np.min(np.abs(rows - y))) <= rule + 3
 
     # A frame's sides are printed like its top and bottom: no thicker than twice those (a bold 1 is).
     frame = [v for v in vs if meets(v[1]) and meets(v[1] + v[3] - 1) and v[2] <= 2 * rule + 2]

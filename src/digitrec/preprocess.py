@@ -164,6 +164,21 @@ def _noise(x: np.ndarray, zeros: int = 0) -> float:
     return float(1.4826 * np.median(np.abs(x - np.median(x))))
 
 
+def _ink_noise(smooth: np.ndarray, top: float, zeros: int = 0, dense: bool = False) -> float:
+    """The noise level of an ink-bright image (see `_noise`). Where ink is much of the picture (`dense`, or
+    the median deviation says the noise drowns the ink), the median deviation measures ink against paper,
+    not noise: it is measured on the paper side of Otsu's split alone, and kept if the two sides are far
+    apart for it (pure noise splits into two sides a couple of sigmas apart)."""
+    noise = 0.0 if dense else _noise(smooth, zeros)
+    if top > 0 and (dense or top < 8 * noise):
+        split = _otsu(smooth, top, zeros)
+        paper, ink = smooth[smooth <= split], smooth[smooth > split]
+        quiet = _noise(paper) if paper.size else 0.0
+        if dense or (ink.size > 0.05 * smooth.size and ink.mean() - paper.mean() > 8 * quiet):
+            noise = quiet
+    return noise
+
+
 def _otsu(x: np.ndarray, top: float, zeros: int = 0) -> float:
     """Otsu's threshold over 0..top (> 0) of x and `zeros` more pixels of 0: the level that best
     separates paper from ink."""
@@ -267,16 +282,7 @@ def locate(
         return None, None
     smooth = _blur3(flat)
     top = float(smooth.max())
-    noise = 0.0 if work.dense else _noise(smooth, zeros)
-    if top > 0 and (work.dense or top < 8 * noise):
-        # Ink may be much of the picture, and then the median deviation measures ink against paper, not
-        # noise: measure it on the paper side alone, where the two sides are far apart for it (pure noise
-        # splits into two sides a couple of sigmas apart).
-        split = _otsu(smooth, top, zeros)
-        paper, ink = smooth[smooth <= split], smooth[smooth > split]
-        quiet = _noise(paper) if paper.size else 0.0
-        if work.dense or (ink.size > 0.05 * smooth.size and ink.mean() - paper.mean() > 8 * quiet):
-            noise = quiet
+    noise = _ink_noise(smooth, top, zeros, work.dense)
     if top < max(MIN_CONTRAST, 8 * noise):
         return None, None
     t = max(_otsu(smooth, top, zeros), 4 * noise)

@@ -23,6 +23,7 @@ from digitrec.preprocess import (
     ImageSource,
     _blur3,
     _flatten,
+    _ink_noise,
     _ink_up,
     _otsu,
     _resize,
@@ -134,8 +135,8 @@ def ink_image(source: ImageSource | np.ndarray, *, max_pixels: int = MAX_PIXELS)
 def ink_mask(flat: np.ndarray) -> np.ndarray | None:
     """Ink pixels of a flattened ink-bright image, by the same rule as `to_mnist`; None if blank."""
     smooth = _blur3(flat)
-    noise = 1.4826 * np.median(np.abs(smooth - np.median(smooth)))
     top = float(smooth.max())
+    noise = _ink_noise(smooth, top)
     if top < max(MIN_CONTRAST, 8 * noise):
         return None
     return smooth > max(_otsu(smooth, top), 4 * noise)
