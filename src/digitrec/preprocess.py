@@ -38,6 +38,7 @@ __all__ = ["BOX", "MAX_PIXELS", "STROKE", "ImageError", "ImageSource", "locate",
 BOX = 18  # side of the square the ink's bounding box is scaled into (MNIST used 20)
 STROKE = 2.5  # pen width to normalise to, in 28x28 pixels (MNIST's median is ~2.3); None keeps the pen's
 MIN_CONTRAST = 16.0  # ink must differ from the paper by this much (0..255) or the image counts as blank
+STROKE_SHARE = 0.08  # strokes are thinner than this share of the picture (stripes, checks, blotches are not)
 FAINT = 24.0  # ink fainter than this (faint pencil) must hang together: scattered specks are blank
 THIN_MAX = 0.3  # thinning removes at most this share of a dense picture's stroke (a blur overstates the pen)
 _WORK = (112, 384)  # long side of the working image: enough detail for a 20 px box, fast on a 4096^2 photo
@@ -168,13 +169,15 @@ def _ink_noise(smooth: np.ndarray, top: float, zeros: int = 0, dense: bool = Fal
     """The noise level of an ink-bright image (see `_noise`). Where ink is much of the picture (`dense`, or
     the median deviation says the noise drowns the ink), the median deviation measures ink against paper,
     not noise: it is measured on the paper side of Otsu's split alone, and kept if the two sides are far
-    apart for it (pure noise splits into two sides a couple of sigmas apart)."""
+    apart for it (pure noise splits into two sides a couple of sigmas apart) and, unless `dense`, the ink
+    side is strokes rather than regions (stripes, checks and blotches stay blank, as before)."""
     noise = 0.0 if dense else _noise(smooth, zeros)
     if top > 0 and (dense or top < 8 * noise):
         split = _otsu(smooth, top, zeros)
         paper, ink = smooth[smooth <= split], smooth[smooth > split]
         quiet = _noise(paper) if paper.size else 0.0
-        if dense or (ink.size > 0.05 * smooth.size and ink.mean() - paper.mean() > 8 * quiet):
+        if dense or (ink.size > 0.05 * smooth.size and ink.mean() - paper.mean() > 8 * quiet
+                     and stroke_width(smooth > split) < STROKE_SHARE * max(smooth.shape)):
             noise = quiet
     return noise
 
