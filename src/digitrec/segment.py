@@ -17,14 +17,13 @@ import numpy as np
 from PIL import Image
 
 from digitrec.document import remove_lines
+from digitrec.paper import flatten, ink_up
 from digitrec.preprocess import (
     MAX_PIXELS,
     MIN_CONTRAST,
     ImageSource,
     _blur3,
-    _flatten,
     _ink_noise,
-    _ink_up,
     _otsu,
     _resize,
     _spread,
@@ -129,7 +128,7 @@ def ink_image(source: ImageSource | np.ndarray, *, max_pixels: int = MAX_PIXELS)
     if scale < 1:
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
         g = np.clip(_resize(g, size, Image.Resampling.BOX), 0, 255)
-    return _flatten(_ink_up(g)), scale
+    return flatten(ink_up(g)), scale
 
 
 def ink_mask(flat: np.ndarray) -> np.ndarray | None:
