@@ -55,7 +55,8 @@ def b64(data: bytes) -> str:
 
 
 def check_answer(body: dict) -> None:
-    assert set(body) == {"id", "digit", "confidence", "probabilities", "model", "input", "reason"}
+    assert set(body) == {"id", "digit", "confidence", "probabilities", "model", "input", "reason", "box"}
+    assert body["box"] is None or (len(body["box"]) == 4 and body["box"][2] > 0 and body["box"][3] > 0)
     assert re.fullmatch(r"[0-9a-f]{32}", body["id"])
     assert len(body["probabilities"]) == 10
     assert (body["reason"] is None) == (body["digit"] is not None)
@@ -97,6 +98,7 @@ def test_base64_data_url_and_pixels_agree_with_the_upload(client, drawings):
     r = client.post("/api/predict", json={"pixels": x.tolist()})
     assert r.status_code == 200, r.text
     check_answer(r.json())
+    assert r.json()["box"] is None and upload["box"] is not None  # pixels have no picture to point into
     expected = load_model().predict_proba(x[None])[0]
     np.testing.assert_allclose(r.json()["probabilities"], expected, atol=1e-5)
     np.testing.assert_allclose(r.json()["input"], x, atol=1e-3)
@@ -360,3 +362,27 @@ def test_openapi_docs_work_offline_from_local_assets(client):
     for asset in ("/docs-assets/swagger-ui-bundle.js", "/docs-assets/swagger-ui.css"):
         assert client.get(asset).status_code == 200
     assert "/api/predict" in client.get("/openapi.json").json()["paths"]
+
+
+def test_box_points_at_the_digit_in_the_sent_image_even_when_exif_rotates_it(client):
+    """A 4 drawn at a known place on a wide sheet: the box is its ink, in the sent image's pixels; the same
+    sheet saved rotated with an EXIF orientation tag (as phones do) gives the box in the upright picture."""
+    rng = np.random.default_rng(3)
+    digit = render(4, rng, "canvas", size=200)
+    sheet = Image.new("L", (900, 500), 255)
+    sheet.paste(digit, (550, 180))
+    ink = np.argwhere(np.asarray(sheet) < 128)
+    (y0, x0), (y1, x1) = ink.min(0), ink.max(0)
+    r = client.post("/api/predict", files={"file": ("s.png", png(sheet), "image/png")})
+    body = r.json()
+    check_answer(body)
+    assert body["digit"] == 4
+    x, y, w, h = body["box"]
+    assert abs(x - x0) <= 6 and abs(y - y0) <= 6 and abs(x + w - x1) <= 6 and abs(y + h - y1) <= 6
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display": stored sideways
+    stored = sheet.transpose(Image.Transpose.ROTATE_90)
+    rotated = client.post("/api/predict", files={"file": ("s.jpg", png(stored, "JPEG", quality=95, exif=exif),
+                                                          "image/jpeg")}).json()
+    assert rotated["digit"] == 4
+    assert np.abs(np.subtract(rotated["box"], body["box"])).max() <= 8

@@ -42,6 +42,8 @@ def test_number_is_read_with_one_box_per_digit_left_to_right(client, number, see
         x, y, w, h = d["box"]
         assert x >= 0 and y >= 0 and w > 0 and h > 0 and x + w <= im.width and y + h <= im.height
         assert abs(sum(d["probabilities"]) - 1) < 1e-4 and d["probabilities"][d["digit"]] == d["confidence"]
+        x28 = np.asarray(d["input"])  # what the model saw for this digit, for the page to show
+        assert x28.shape == (28, 28) and x28.min() >= 0 and x28.max() == pytest.approx(1, abs=1e-3)
     assert body["confidence"] == pytest.approx(math.prod(d["confidence"] for d in body["digits"]), abs=1e-5)
     # The same image as a JSON data URL gives the same answer.
     r2 = client.post("/api/predict/number", json={"image": "data:image/png;base64," + b64(data)})

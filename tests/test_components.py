@@ -56,7 +56,7 @@ def test_keep_strokes_drops_only_specks():
     mask[2, 2] = True  # a 1 px speck...
     mask[37, 30:33] = True  # ...and a 3 px one: both under 10% of the stroke
     mask[10:14, 30:34] = True  # 16 px: 13% of the stroke, kept
-    kept = _keep_strokes(mask)
+    kept, _ = _keep_strokes(mask)
     assert kept[5:35, 18:22].all() and kept[10:14, 30:34].all()
     assert not kept[2, 2] and not kept[37, 30:33].any()
     assert kept.sum() == 120 + 16

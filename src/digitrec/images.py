@@ -131,7 +131,7 @@ def open_image(
     (a 12 Mpx photo is 10x faster), any other image is shrunk by a whole factor right after decoding, and a
     transparent one is composited on white ('L'), strip by strip.
     """
-    return _open(source, max_pixels, draft)[0]
+    return open_with_side(source, max_pixels=max_pixels, draft=draft)[0]
 
 
 def decode_gray(
@@ -142,12 +142,15 @@ def decode_gray(
     a box found in it is (box / scale) in the sent image's pixels."""
     if isinstance(source, np.ndarray):
         return array_to_gray(source, max_pixels), 1.0
-    im, long_side = _open(source, max_pixels, (side, side) if side else None)
+    im, long_side = open_with_side(source, max_pixels=max_pixels, draft=(side, side) if side else None)
     return image_to_gray(im, max_pixels), max(im.size) / long_side
 
 
-def _open(source: ImageSource, max_pixels: int, draft: tuple[int, int] | None) -> tuple[Image.Image, int]:
-    """open_image, and the long side of the source before any shrinking."""
+def open_with_side(
+    source: ImageSource, *, max_pixels: int = MAX_PIXELS, draft: tuple[int, int] | None = None
+) -> tuple[Image.Image, int]:
+    """`open_image`, and the long side of the image as sent, before any shrinking: what a box found in the
+    result is scaled back to."""
     if isinstance(source, Image.Image):
         _check_size(source.size, max_pixels)
         im, long_side = source, max(source.size)

@@ -3,17 +3,20 @@
 MNIST digits were made by scaling each digit's bounding box into a 20x20 box (aspect ratio kept,
 anti-aliased) and placing it in a 28x28 frame by its centre of mass, white ink on black. A model trained on
 that reads real pictures well only when they are made the same way, so the API, the CLI, the web page and
-the webcam all go through `to_mnist`. NumPy + Pillow only: this is the serving half (no torch, no scipy).
+the webcam all go through `to_mnist`. Pictures from paper get more work first (`paper`: ink versus paper;
+`document`: tight crops, rules and frames, several digits; OpenCV there). Serving half: no torch, no scipy.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
-from digitrec.components import run_components, runs
+from digitrec import document
+from digitrec.components import piece_sizes, run_components, runs
 from digitrec.images import (
     MAX_PIXELS,
     ImageError,
@@ -22,16 +25,22 @@ from digitrec.images import (
     grey8,
     image_to_gray,
     open_image,
+    open_with_side,
 )
+from digitrec.paper import flatten, paper_level, polarity, thumb
 
-__all__ = ["BOX", "MAX_PIXELS", "STROKE", "ImageError", "ImageSource", "open_image", "stroke_width", "to_gray",
-           "to_mnist"]  # decoding lives in digitrec.images; its names are re-exported for callers of this module
+# Decoding lives in digitrec.images; its names are re-exported for callers of this module.
+__all__ = ["BOX", "MAX_PIXELS", "STROKE", "ImageError", "ImageSource", "locate", "open_image", "stroke_width",
+           "to_gray", "to_mnist"]
 
 # Defaults measured with benchmarks/handwriting.py (4,000 synthetic drawings, scans, photos and chalk, never
 # MNIST; confirmed on a second seed): box 18 + stroke 2.5 beat MNIST's own box 20 on 29 images and lost 4.
 BOX = 18  # side of the square the ink's bounding box is scaled into (MNIST used 20)
 STROKE = 2.5  # pen width to normalise to, in 28x28 pixels (MNIST's median is ~2.3); None keeps the pen's
-MIN_CONTRAST = 24.0  # ink must differ from the paper by this much (0..255) or the image counts as blank
+MIN_CONTRAST = 16.0  # ink must differ from the paper by this much (0..255) or the image counts as blank
+STROKE_SHARE = 0.08  # strokes are thinner than this share of the picture (stripes, checks, blotches are not)
+FAINT = 24.0  # ink fainter than this (faint pencil) must hang together: scattered specks are blank
+THIN_MAX = 0.3  # thinning removes at most this share of a dense picture's stroke (a blur overstates the pen)
 _WORK = (112, 384)  # long side of the working image: enough detail for a 20 px box, fast on a 4096^2 photo
 _SPECK = 0.1  # ink blobs smaller than this fraction of the largest one are specks, not strokes
 
@@ -43,90 +52,6 @@ def to_gray(source: ImageSource | np.ndarray, *, max_pixels: int = MAX_PIXELS) -
 def _resize(a: np.ndarray, size: tuple[int, int], resample=Image.Resampling.LANCZOS) -> np.ndarray:
     """Resize a float array; size is (width, height) as Pillow wants it."""
     return np.asarray(Image.fromarray(np.ascontiguousarray(a, dtype=np.float32), "F").resize(size, resample))
-
-
-def _ink_up(g: np.ndarray) -> np.ndarray:
-    """Return the image with ink bright (see `_dark_ink`)."""
-    return 255.0 - g if _dark_ink(_thumb(Image.fromarray(np.ascontiguousarray(g, np.float32)))) else g
-
-
-def _dark_ink(thumb: Image.Image) -> bool:
-    """Is the ink darker than the paper? Paper is most of the picture, so the median is paper; ink is the
-    far tail on one side of it. Compare the extreme 2% on each side: symmetric noise adds to both, and
-    a lighting gradient stretches both but never as far as ink on paper does. `thumb`: see `_thumb`."""
-    size = thumb.width * thumb.height
-    n, k = max(1, size // 50), size // 2
-    if thumb.mode == "L":  # whole levels: the same three statistics from the histogram, exactly
-        count = np.array(thumb.histogram())
-        before = np.cumsum(count) - count  # pixels below each level
-        levels = np.arange(256)
-        median = float(np.searchsorted(before + count, k, "right"))
-        low = (np.clip(n - before, 0, count) * levels).sum() / n  # the n darkest pixels' mean
-        above = size - before - count
-        high = (np.clip(n - above, 0, count) * levels).sum() / n  # the n brightest pixels' mean
-        return median - low > high - median
-    v = np.partition(np.asarray(thumb).ravel(), (n - 1, k, size - n))  # the three order statistics we
-    median = float(v[k])  # need, not a sort
-    return median - v[:n].mean() > v[-n:].mean() - median
-
-
-def _thumb(im: Image.Image) -> Image.Image:
-    """Box-filtered to at most 128 px on the long side, by an integer factor (3x faster than resizing)."""
-    factor = -(-max(im.size) // 128)
-    return im.reduce(factor) if factor > 1 else im
-
-
-def _flatten(x: np.ndarray, n: int = 8, low: np.ndarray | None = None) -> np.ndarray:
-    """Subtract the paper's shading (light gradient, vignette, shadow): a quadratic surface fitted to
-    the 20th percentile of each of n x n blocks. Blocks that a thick stroke fills stand out above the
-    surface and are dropped from the fit, so ink never passes for background."""
-    h, w = x.shape
-    bh, bw, side = -(-h // n), -(-w // n), max(h, w)
-    low = _paper_level(x, n) if low is None else low
-    if not low.any():  # the fit below would be exactly 0: x is already flat (x >= 0 from every caller;
-        return x if x.min() >= 0 else np.maximum(x, 0)  # checked to be sure)
-
-    def basis(y: np.ndarray, x: np.ndarray) -> list[np.ndarray]:  # coordinates in -1..1 of the long side
-        return [np.ones_like(x * y), x, y, x * x, x * y, y * y]
-
-    c = np.arange(n) + 0.5
-    v, u = np.meshgrid(c * bh * 2 / side - 1, c * bw * 2 / side - 1, indexing="ij")
-    a = np.stack([b.ravel() for b in basis(v, u)], axis=1)
-    keep = np.ones(n * n, bool)
-    for _ in range(3):
-        coef = np.linalg.lstsq(a[keep], low[keep], rcond=None)[0]
-        r = low - a @ coef
-        keep = r < 3 * (1.4826 * np.median(np.abs(r[keep])) + 2)
-    if np.abs(coef).sum() < 0.01:  # |x|, |y| <= 1, so the surface is nowhere 0.01 grey levels: flat paper
-        return x if x.min() >= 0 else np.maximum(x, 0)  # (a canvas with blocks full of ink)
-    # The surface c0 + c1 x + c2 y + c3 x^2 + c4 xy + c5 y^2 as a few row/column terms, in float32.
-    c0, c1, c2, c3, c4, c5 = coef.astype(np.float32)
-    yy = ((np.arange(h, dtype=np.float32) + 0.5) * np.float32(2 / side) - 1)[:, None]
-    xx = ((np.arange(w, dtype=np.float32) + 0.5) * np.float32(2 / side) - 1)[None, :]
-    out = x - (c0 + c2 * yy + c5 * yy * yy)
-    out -= (c1 + c4 * yy) * xx
-    out -= c3 * xx * xx
-    return np.maximum(out, 0, out=out)
-
-
-def _paper_level(x: np.ndarray, n: int = 8) -> np.ndarray:
-    """The 20th percentile of each of n x n blocks (row by row), from every 4th pixel: plenty."""
-    h, w = x.shape
-    bh, bw = -(-h // n), -(-w // n)
-    ri = np.minimum((np.arange(n)[:, None] * bh + np.arange(0, bh, 2)).ravel(), h - 1)  # clamped indices
-    ci = np.minimum((np.arange(n)[:, None] * bw + np.arange(0, bw, 2)).ravel(), w - 1)  # = edge padding
-    lr, lc = len(ri) // n, len(ci) // n
-    blocks = x.take(ri, axis=0).take(ci, axis=1).reshape(n, lr, n, lc).transpose(0, 2, 1, 3).reshape(n * n, -1)
-    # A block that is mostly exactly 0 (clean paper, ink up) has a 20th percentile of exactly 0: only the
-    # others need sorting (none at all on a drawn canvas).
-    k = blocks.shape[1]
-    busy = k - np.count_nonzero(blocks, axis=1) < int(0.2 * (k - 1)) + 2
-    if blocks.min() < 0:
-        busy[:] = True
-    low = np.zeros(n * n)
-    if busy.any():
-        low[busy] = np.percentile(blocks[busy], 20, axis=1)
-    return low
 
 
 def _blur3(x: np.ndarray) -> np.ndarray:
@@ -154,6 +79,23 @@ def _noise(x: np.ndarray, zeros: int = 0) -> float:
     return float(1.4826 * np.median(np.abs(x - np.median(x))))
 
 
+def _ink_noise(smooth: np.ndarray, top: float, zeros: int = 0, dense: bool = False) -> float:
+    """The noise level of an ink-bright image (see `_noise`). Where ink is much of the picture (`dense`, or
+    the median deviation says the noise drowns the ink), the median deviation measures ink against paper,
+    not noise: it is measured on the paper side of Otsu's split alone, and kept if the two sides are far
+    apart for it (pure noise splits into two sides a couple of sigmas apart) and, unless `dense`, the ink
+    side is strokes rather than regions (stripes, checks and blotches stay blank, as before)."""
+    noise = 0.0 if dense else _noise(smooth, zeros)
+    if top > 0 and (dense or top < 8 * noise):
+        split = _otsu(smooth, top, zeros)
+        paper, ink = smooth[smooth <= split], smooth[smooth > split]
+        quiet = _noise(paper) if paper.size else 0.0
+        if dense or (ink.size > 0.05 * smooth.size and ink.mean() - paper.mean() > 8 * quiet
+                     and stroke_width(smooth > split) < STROKE_SHARE * max(smooth.shape)):
+            noise = quiet
+    return noise
+
+
 def _otsu(x: np.ndarray, top: float, zeros: int = 0) -> float:
     """Otsu's threshold over 0..top (> 0) of x and `zeros` more pixels of 0: the level that best
     separates paper from ink."""
@@ -167,20 +109,22 @@ def _otsu(x: np.ndarray, top: float, zeros: int = 0) -> float:
     return float(levels[np.argmax(between[:-1])])
 
 
-def _keep_strokes(mask: np.ndarray) -> np.ndarray:
-    """Drop specks: 8-connected blobs much smaller than the largest (labelled over row runs)."""
+def _keep_strokes(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """Drop specks: 8-connected blobs much smaller than the largest (labelled over row runs). Also returns
+    how many blobs are kept."""
     rows, starts, ends = runs(mask)
     root = run_components(rows, starts, ends, mask.shape[1])
     length = ends - starts
     area = np.bincount(root, weights=length, minlength=len(rows))
     drop = area[root] < _SPECK * area.max(initial=0)
+    kept = int(np.count_nonzero(area >= _SPECK * area.max(initial=0))) if len(rows) else 0
     if not drop.any():
-        return mask  # the common case: nothing but strokes
+        return mask, kept  # the common case: nothing but strokes
     length = length[drop]
     offset = starts[drop] - (np.cumsum(length) - length)  # pixel k of the dropped runs: offset + k
     out = mask.copy()
     out[np.repeat(rows[drop], length), np.repeat(offset, length) + np.arange(length.sum())] = False
-    return out
+    return out, kept
 
 
 def _spread(x: np.ndarray, r: int, op=np.maximum) -> np.ndarray:
@@ -229,31 +173,53 @@ def to_mnist(
 
     Returns a (28, 28) float32 array in [0, 1], white ink on black, or None when the image is (nearly)
     blank. `center="mass"` places the centre of mass at (14, 14) as MNIST did; "box" centres the bounding
-    box. `stroke` thickens or thins the pen to that width (28x28 pixels) before scaling.
+    box. `stroke` thickens or thins the pen to that width (28x28 pixels) before scaling. See `locate`.
     """
+    return locate(source, box=box, stroke=stroke, center=center, max_pixels=max_pixels)[0]
+
+
+def locate(
+    source: ImageSource | np.ndarray,
+    *,
+    box: int = BOX,
+    stroke: float | None = STROKE,
+    center: str = "mass",
+    max_pixels: int = MAX_PIXELS,
+) -> tuple[np.ndarray | None, tuple[int, int, int, int] | None]:
+    """`to_mnist`, and where the digit's ink is: (28x28 or None, (x, y, width, height) in the input's pixels
+    (after EXIF rotation) or None when blank).
+
+    Ruling and form frames are removed before the digit is located (`document.remove_lines`); with several
+    digits in the picture, the one nearest its centre is read (`document.central`)."""
     if not 4 <= box <= 28 or center not in ("mass", "box"):
         raise ValueError(f"box must be 4..28 and center 'mass' or 'box', got {box!r} and {center!r}")
-    flat, zeros = _ink_crop(source, max_pixels)
+    work = _ink_crop(source, max_pixels)
+    flat, zeros = work.crop, work.zeros
     if flat is None:
-        return None
+        return None, None
     smooth = _blur3(flat)
-    noise = _noise(smooth, zeros)
     top = float(smooth.max())
+    noise = _ink_noise(smooth, top, zeros, work.dense)
     if top < max(MIN_CONTRAST, 8 * noise):
-        return None
+        return None, None
     t = max(_otsu(smooth, top, zeros), 4 * noise)
-    mask = _keep_strokes(smooth > t)
+    mask = smooth > t
+    if top < FAINT:  # faint ink (pencil) must be strokes, not scattered specks of dust
+        sizes = piece_sizes(mask)
+        if sizes.max() < 0.2 * sizes.sum():
+            return None, None
+    mask = _find_digit(mask)
     # From here on only the ink's box (plus a margin for the anti-aliased fringe) is touched: every mask
     # pixel lies inside it, so the edge count, the ink level and the dilation below are unchanged.
     ink_box = _bounds(mask)
     if ink_box is None:
-        return None
+        return None, None
     r0, r1, c0, c1 = ink_box
     near_box = _around(ink_box, 2)  # a margin for the anti-aliased fringe
     mask, flat = mask[near_box], flat[near_box]
     pen = stroke_width(mask)
     if max(r1 - r0, c1 - c0) < max(2.0 * pen, 4):  # a dot or a speck, not a digit
-        return None
+        return None, None
 
     # Ink level 0..1 with soft (anti-aliased) edges; grain outside the strokes' neighbourhood is zeroed.
     floor = min(3 * noise, t / 2)
@@ -261,8 +227,28 @@ def to_mnist(
     ink = np.clip((flat - floor) / (level - floor), 0, 1) * _spread(mask, 2)
 
     if stroke is not None:
-        ink = _normalise_stroke(ink, pen, stroke, box)
-    return _place(ink, box, center)
+        ink = _normalise_stroke(ink, pen, stroke, box, soft=work.dense)
+    return _place(ink, box, center), work.box(ink_box)
+
+
+def _find_digit(mask: np.ndarray) -> np.ndarray:
+    """The digit's pixels in an ink mask: ruling and frames removed, the central digit of several, no specks.
+    Each step runs only when a cheap test says the picture may need it (a canvas drawing never does)."""
+    h, w = mask.shape
+    pen = None
+    # Frames and ruling have long rows of ink (a frame's sides go only with its top and bottom).
+    if max(h, w) >= 12 and np.count_nonzero(mask, axis=1).max() >= document.LINE_SPAN * w:
+        pen = stroke_width(mask)
+        mask, _ = document.remove_lines(mask, pen)
+    mask, pieces = _keep_strokes(mask)
+    b = _bounds(mask) if pieces > 1 else None
+    if b is not None and not np.logical_or.reduce(mask[:, b[2] : b[3]], axis=0).all():
+        # Several pieces with an empty column between them: maybe several digits (on the ink's box only).
+        inner = _around(b, 0)
+        part, _ = document.central(mask[inner], stroke_width(mask) if pen is None else pen)
+        mask = np.zeros_like(mask)
+        mask[inner] = part
+    return mask
 
 
 def _percentile(v: np.ndarray, q: float) -> float:
@@ -274,25 +260,47 @@ def _percentile(v: np.ndarray, q: float) -> float:
     return float(part[i] + (pos - i) * (float(part[j]) - float(part[i])))
 
 
-def _ink_crop(source: ImageSource | np.ndarray, max_pixels: int) -> tuple[np.ndarray | None, int]:
+@dataclass(frozen=True)
+class _Work:
+    """The working image cropped to its ink (ink bright on flattened paper, float32), the count of exactly-0
+    pixels cropped away, and the way back to the input's pixels: the crop's origin (row, col) in the working
+    image and the input pixels per working pixel."""
+
+    crop: np.ndarray | None
+    zeros: int = 0
+    origin: tuple[int, int] = (0, 0)
+    factor: float = 1.0
+    dense: bool = False  # ink covers much of the picture (see document.DENSE_INK)
+
+    def box(self, b: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        """(r0, r1, c0, c1) in the crop -> (x, y, width, height) in the input's pixels."""
+        r0, r1, c0, c1 = b
+        y0, x0 = (r0 + self.origin[0]) * self.factor, (c0 + self.origin[1]) * self.factor
+        return (round(x0), round(y0), max(1, round((c1 - c0) * self.factor)), max(1, round((r1 - r0) * self.factor)))
+
+
+def _ink_crop(source: ImageSource | np.ndarray, max_pixels: int) -> _Work:
     """The working image, ink bright on flattened paper (float32), cropped to its non-zero pixels plus 3 px;
-    and how many pixels, all exactly 0, were cropped away. (None, 0) when every pixel is 0.
+    and how many pixels, all exactly 0, were cropped away (crop None when every pixel is 0).
 
     Paper that is exactly 0 (a drawn canvas) stays 0 through the 3x3 blur and below any threshold, so
     to_mnist can work on the crop and count the rest as zeros: the same result, on a fraction of the
     pixels. The margin holds the blur's 1 px and the fringe's 2 px. A photo's paper is never exactly 0:
     there the crop is everything. An 8-bit image at working size goes the same way on whole grey levels
-    and only its crop becomes float: inverting and flattening clean paper are exact there."""
+    and only its crop becomes float: inverting and flattening clean paper are exact there. Ink that covers
+    much of the picture (a tight crop, an upscaled tiny scan) is told from paper by the picture's border,
+    and its paper level by `document.flatten_dense`."""
     grey = g = None
     if isinstance(source, np.ndarray):
-        g = to_gray(source, max_pixels=max_pixels)
+        g, side = to_gray(source, max_pixels=max_pixels), max(source.shape[:2])
     else:
-        im = open_image(source, max_pixels=max_pixels, draft=(_WORK[1], _WORK[1]))
+        im, side = open_with_side(source, max_pixels=max_pixels, draft=(_WORK[1], _WORK[1]))
         grey = grey8(im)
         if grey is None:
             g = image_to_gray(im, max_pixels)
     h, w = g.shape if g is not None else (grey.height, grey.width)
     scale = min(max(_WORK[0], max(h, w)), _WORK[1]) / max(h, w)
+    factor = side / (max(h, w) * scale)  # input pixels per working pixel
     if scale != 1:
         g = np.asarray(grey, dtype=np.float32) if g is None else g
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
@@ -300,17 +308,31 @@ def _ink_crop(source: ImageSource | np.ndarray, max_pixels: int) -> tuple[np.nda
         g, grey = np.clip(_resize(g, size, resample), 0, 255), None
     if grey is not None:
         a = np.asarray(grey)
-        flat = 255 - a if _dark_ink(_thumb(grey)) else a  # uint8, as exact as 255.0 - a
-        low = _paper_level(flat)
-        if low.any():  # shaded paper: flatten in float
-            flat = _flatten(flat.astype(np.float32), low=low)
+        small = thumb(grey)
+        dark, clear = polarity(small)
+        flat = 255 - a if dark else a  # uint8, as exact as 255.0 - a
+        low = paper_level(flat)
+        dense = False
+        if low.any():  # shaded paper (or blocks full of ink): flatten in float
+            # Dense ink on real paper; a drawn canvas (its paper exactly 0) keeps the exact path.
+            dense = clear and document.ink_fraction(np.asarray(small), dark) > document.DENSE_INK and \
+                np.count_nonzero(flat) > flat.size // 2
+            flat = document.flatten_dense(flat.astype(np.float32)) if dense else \
+                flatten(flat.astype(np.float32), low=low)
     else:
-        flat = _flatten(_ink_up(g))
+        small = thumb(Image.fromarray(np.ascontiguousarray(g, np.float32)))
+        dark, clear = polarity(small)
+        up = 255.0 - g if dark else g
+        t8 = np.clip(np.asarray(small), 0, 255).astype(np.uint8)
+        dense = clear and document.ink_fraction(t8, dark) > document.DENSE_INK and \
+            np.count_nonzero(up) > up.size // 2
+        flat = document.flatten_dense(up) if dense else flatten(up)
     ink_box = _bounds(flat != 0)
     if ink_box is None:
-        return None, 0
-    crop = flat[_around(ink_box, 3)].astype(np.float32)
-    return crop, flat.size - crop.size
+        return _Work(None)
+    crop = _around(ink_box, 3)
+    cut = flat[crop]
+    return _Work(cut.astype(np.float32), flat.size - cut.size, (crop[0].start, crop[1].start), factor, dense)
 
 
 def _bounds(mask: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -328,14 +350,17 @@ def _around(box: tuple[int, int, int, int], m: int) -> tuple[slice, slice]:
     return slice(max(r0 - m, 0), r1 + m), slice(max(c0 - m, 0), c1 + m)
 
 
-def _normalise_stroke(ink: np.ndarray, pen: float, target: float, box: int) -> np.ndarray:
+def _normalise_stroke(ink: np.ndarray, pen: float, target: float, box: int, soft: bool = False) -> np.ndarray:
     """Thin a thick pen (erosion) or thicken a thin one (dilation) towards `target` 28x28 pixels,
-    at 4x the box's resolution: fine enough steps, and fast."""
+    at 4x the box's resolution: fine enough steps, and fast. `soft`: ink that fills much of a blurred or
+    upscaled picture, whose measured pen overstates the stroke; it is thinned by at most THIN_MAX."""
     f = min(1.0, 4 * box / max(ink.shape))
     if f < 1:
         ink = _resize(ink, (max(1, round(ink.shape[1] * f)), max(1, round(ink.shape[0] * f))))
     per_px = box / max(ink.shape)  # 28x28 pixels per pixel once scaled into the box
     k = round((target / per_px - pen * f) / 2)  # pixels to add (or remove) on each side of the stroke
+    if soft:
+        k = max(k, -round(pen * f * THIN_MAX / 2))
     if k == 0 or (k < 0 and pen * f + 2 * k < 1):
         return ink
     out = _spread(np.pad(ink, abs(k)), abs(k), np.maximum if k > 0 else np.minimum)

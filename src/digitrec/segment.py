@@ -16,14 +16,15 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from digitrec.document import remove_lines
 from digitrec.images import ImageError, decode_gray
+from digitrec.paper import flatten, ink_up
 from digitrec.preprocess import (
     MAX_PIXELS,
     MIN_CONTRAST,
     ImageSource,
     _blur3,
-    _flatten,
-    _ink_up,
+    _ink_noise,
     _otsu,
     _resize,
     _spread,
@@ -37,9 +38,10 @@ MERGE_OVERLAP = 0.5  # merge pieces whose x-extents overlap by this fraction of 
 SPLIT_ASPECT = 1.15  # a group wider than this times its height holds several digits
 DIGIT_ASPECT = 0.7  # typical width / height of one handwritten digit, used to guess how many
 PRIOR_PENALTY = 0.01  # mean log-confidence a less likely digit count must win by (a tie-break)
+POINT = "."  # stands for a decimal point among the groups `_analyse` returns
 MIN_HEIGHT = 0.3  # groups shorter than this fraction of the median height (and small) are dots/dashes
 # More separate ink pieces than this is a page, a texture or a grid, not a number: grouping and reading them
-# costs time and memory per piece (a 2048² grid of 14,000 marks took 2.4 s and 290 MB: benchmarks/hostile.py).
+# costs time and memory per piece (a 2048² grid of 14,000 marks took 2.4 s and 290 MB before this limit).
 MAX_PIECES = 300
 
 
@@ -59,12 +61,14 @@ class DigitBox:
             "confidence": round(self.confidence, 6),
             "box": list(self.box),
             "probabilities": [round(p, 6) for p in self.probabilities],
+            "input": None if self.input is None else np.round(self.input, 3).tolist(),
         }
 
 
 @dataclass(frozen=True)
 class NumberResult:
-    """The digits read left to right; `confidence` is the product of theirs (0 when nothing was found)."""
+    """The digits read left to right, with a "." where a decimal point was found; `confidence` is the
+    product of the digits' (0 when nothing was found)."""
 
     number: str
     digits: list[DigitBox]
@@ -127,14 +131,14 @@ def ink_image(source: ImageSource | np.ndarray, *, max_pixels: int = MAX_PIXELS)
     if scale < 1:
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
         g = np.clip(_resize(g, size, Image.Resampling.BOX), 0, 255)
-    return _flatten(_ink_up(g)), scale * decoded
+    return flatten(ink_up(g)), scale * decoded
 
 
 def ink_mask(flat: np.ndarray) -> np.ndarray | None:
     """Ink pixels of a flattened ink-bright image, by the same rule as `to_mnist`; None if blank."""
     smooth = _blur3(flat)
-    noise = 1.4826 * np.median(np.abs(smooth - np.median(smooth)))
     top = float(smooth.max())
+    noise = _ink_noise(smooth, top)
     if top < max(MIN_CONTRAST, 8 * noise):
         return None
     return smooth > max(_otsu(smooth, top), 4 * noise)
@@ -229,6 +233,7 @@ def _analyse(source: ImageSource | np.ndarray, max_pixels: int) -> list[list[lis
     mask = ink_mask(flat)
     if mask is None:
         return []
+    mask, _ = remove_lines(mask)  # ruled paper, comb fields: only the digits stay
     labels, n = label(mask)
     if n == 0:
         return []
@@ -249,6 +254,7 @@ def _analyse(source: ImageSource | np.ndarray, max_pixels: int) -> list[list[lis
     gareas = np.array([area[g].sum() for g in groups])
     # Dots, commas and dashes: short groups with little ink. A "1" is short on ink but tall; a "-" is wide.
     small = (heights < MIN_HEIGHT * float(np.median(heights))) & (gareas < 0.25 * gareas.max())
+    point = _decimal_point(gspans, small)
     # This writer's digit proportions, from the groups that are one digit (neither touching pairs nor 1s).
     ratio = widths / np.maximum(heights, 1)
     single = ~small & (ratio <= SPLIT_ASPECT) & (ratio >= 0.35)
@@ -267,8 +273,11 @@ def _analyse(source: ImageSource | np.ndarray, max_pixels: int) -> list[list[lis
         box = (x0 / scale, y0 / scale, (x1 - x0) / scale, (y1 - y0) / scale)
         return Segment(tuple(int(round(v)) for v in box), image.astype(np.float32))
 
-    out = []
-    for g, (gx0, _, gx1, _), w, h, is_small in zip(groups, gspans, widths, heights, small, strict=True):
+    out: list = []
+    for i, (g, (gx0, _, gx1, _), w, h, is_small) in enumerate(zip(groups, gspans, widths, heights, small,
+                                                                    strict=True)):
+        if i == point:
+            out.append(POINT)
         if is_small:
             continue
         sel = np.isin(lab, g)
@@ -286,10 +295,28 @@ def _analyse(source: ImageSource | np.ndarray, max_pixels: int) -> list[list[lis
     return out
 
 
+def _decimal_point(spans: np.ndarray, small: np.ndarray) -> int | None:
+    """The index of the group that is a decimal point, if any: the first small, roughly round group that
+    sits on the digits' baseline with digits on both sides (a dash or an apostrophe is not one)."""
+    if (~small).sum() < 2:
+        return None
+    h = spans[:, 3] - spans[:, 1]
+    w = spans[:, 2] - spans[:, 0]
+    tall = float(np.median(h[~small]))
+    base = float(np.median(spans[~small, 3]))
+    digits = np.flatnonzero(~small)
+    for i in np.flatnonzero(small):
+        round_ = max(w[i], h[i]) <= 0.4 * tall and 0.4 <= w[i] / max(h[i], 1) <= 2.5
+        on_base = abs(spans[i, 3] - base) <= 0.25 * tall
+        if round_ and on_base and digits[0] < i < digits[-1]:
+            return int(i)
+    return None
+
+
 def segment(source: ImageSource | np.ndarray, *, max_pixels: int = MAX_PIXELS) -> list[Segment]:
     """Find the digits of a handwritten number, left to right (an empty list when the image is blank).
     Touching digits are cut by their proportions alone; `read_number` also asks the model."""
-    return [s for ways in _analyse(source, max_pixels) for s in ways[0]]
+    return [s for ways in _analyse(source, max_pixels) if ways is not POINT for s in ways[0]]
 
 
 def _digit(p: Any) -> int | None:
@@ -309,11 +336,15 @@ def read_number(
     doubts. Pieces that are not digits (blank, not digit-like) are left out of the number; a digit the model
     is unsure of stays in, with its low confidence: dropping it would silently change the number."""
     ways = _analyse(source, max_pixels)
-    flat = [s for w in ways for cut in w for s in cut]
+    flat = [s for w in ways if w is not POINT for cut in w for s in cut]
     crops = [to_mnist(s.image) for s in flat]
     predictions = iter(model.predict_mnist(crops) if crops else [])
     digits: list[DigitBox] = []
+    text = ""
     for group in ways:
+        if group is POINT:
+            text += "." if digits and "." not in text else ""
+            continue
         best, best_score = [], -np.inf
         for rank, cut in enumerate(group):
             found = [(s, next(predictions)) for s in cut]
@@ -326,5 +357,6 @@ def read_number(
             if score > best_score:
                 best, best_score = found, score
         digits.extend(best)
+        text += "".join(str(d.digit) for d in best)
     confidence = float(np.prod([d.confidence for d in digits])) if digits else 0.0
-    return NumberResult("".join(str(d.digit) for d in digits), digits, confidence)
+    return NumberResult(text.rstrip("."), digits, confidence)

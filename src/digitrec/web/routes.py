@@ -21,8 +21,18 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from digitrec.predictor import Prediction, Predictor
+from digitrec.preprocess import locate
 from digitrec.web.app import STATIC_DIR
-from digitrec.web.inputs import FORMATS, Item, batch_body, checked, settings_of, single_body, to_model_input
+from digitrec.web.inputs import (
+    FORMATS,
+    Item,
+    batch_body,
+    checked,
+    decode,
+    settings_of,
+    single_body,
+    to_model_input,
+)
 from digitrec.web.schemas import (
     BatchOut,
     HealthOut,
@@ -59,7 +69,7 @@ def _predictor(request: Request) -> Predictor:
     return predictor
 
 
-def _answer(p: Prediction, model: str) -> PredictionOut:
+def _answer(p: Prediction, model: str, box: tuple[int, int, int, int] | None = None) -> PredictionOut:
     # model_construct: every field is built here with its exact type, so pydantic's validation (a pass over
     # the 784 input values) would only check what this function guarantees. The JSON is the same bytes.
     return PredictionOut.model_construct(
@@ -70,6 +80,7 @@ def _answer(p: Prediction, model: str) -> PredictionOut:
         model=model,
         input=None if p.input is None else np.round(p.input, 3).tolist(),
         reason=p.reason,
+        box=None if box is None or p.input is None else list(box),
     )
 
 
@@ -82,10 +93,13 @@ def _json_response(body: BatchOut | PredictionOut) -> Response:
 def _run(items: list[Item], request: Request) -> list[PredictionOut]:
     predictor = _predictor(request)
     settings = settings_of(request)
-    images = [to_model_input(item, settings) for item in items]
+    # Uploaded images are located (preprocess.locate: the 28x28 and the ink's box, from the same pass);
+    # `pixels` are already 28x28 and have no box.
+    found = [(to_model_input(item, settings), None) if item.pixels is not None else decode(item, settings, locate)
+             for item in items]
     label = f"{predictor.name} {predictor.version}"
-    predictions = predictor.predict_mnist(images)
-    answers = [_answer(p, label) for p in predictions]
+    predictions = predictor.predict_mnist([x for x, _ in found])
+    answers = [_answer(p, label, box) for p, (_, box) in zip(predictions, found, strict=True)]
     for hook in getattr(request.app.state, "prediction_hooks", ()):  # metrics, feedback store
         hook(request, predictor, predictions, answers)
     return answers

@@ -74,6 +74,11 @@ class PredictionOut(BaseModel):
         default=None,
         description='why `digit` is null: "blank", "not_digit_like" or "low_confidence" (null with a digit)',
     )
+    box: list[int] | None = Field(
+        default=None,
+        description="[x, y, width, height] of the digit's ink in the sent image's pixels (after EXIF rotation);"
+        " null for `pixels` input or when blank. With several digits, the one nearest the centre is read",
+    )
 
 
 class BatchOut(BaseModel):
@@ -123,10 +128,13 @@ class NumberDigitOut(BaseModel):
     confidence: float = Field(description="calibrated probability of `digit`")
     box: list[int] = Field(description="[x, y, width, height] of the digit's ink, in the sent image's pixels")
     probabilities: list[float] = Field(description="10 calibrated softmax probabilities, index = digit")
+    input: list[list[float]] | None = Field(default=None, description="the 28×28 image the model saw for it")
 
 
 class NumberOut(BaseModel):
-    number: str = Field(description='the digits read left to right ("" when none was found)')
+    number: str = Field(
+        description='the digits read left to right, "." where a decimal point was found ("" when none was)'
+    )
     digits: list[NumberDigitOut]
     confidence: float = Field(description="product of the digits' confidences (0 when none was found)")
 

@@ -1,0 +1,122 @@
+"""Reading digits from real documents: per-condition accuracy of three preprocessings, side by side.
+
+    python benchmarks/documents.py [--n 200] [--seed 7] [--model path/to/model.onnx]
+
+Generates digits, numbers and non-digits as they come from paper (benchmarks/document_images.py: tight
+crops, boxed form fields, ruled paper, low-resolution scans, faint pencil, photos; numbers on plain and ruled
+paper, in comb fields, with a decimal point; handwritten letters, symbols, scribbles, other pictures; never
+MNIST, and nothing here is trained on) and reads them through the model with
+
+- "old": `to_mnist` / `read_number` as they were before issue 13 (benchmarks/_legacy.py loads them from git),
+- "new": today's `to_mnist` / `read_number`,
+- "naive": what most demos do, invert a light picture and squash it to 28x28 (single digits only).
+
+Single digits: % read right (a refusal counts as wrong), and % refused. Numbers: % read exactly. Non-digits:
+% refused ("no digit"), which is the goal there. Also times a 12-megapixel phone photo through `to_mnist`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import document_images as docs  # noqa: E402
+from _legacy import LEGACY_REV, legacy  # noqa: E402
+
+from digitrec.predictor import load_model  # noqa: E402
+from digitrec.preprocess import to_gray, to_mnist  # noqa: E402
+from digitrec.segment import read_number  # noqa: E402
+
+
+def naive(image: Image.Image) -> np.ndarray:
+    g = to_gray(image)
+    g = 255 - g if g.mean() > 127 else g
+    return np.asarray(Image.fromarray(g, "F").resize((28, 28), Image.Resampling.BILINEAR)) / 255
+
+
+def _pct(v: float) -> str:
+    return f"{100 * v:6.1f}%"
+
+
+def photo_ms(repeat: int = 3) -> float:
+    """Median ms of `to_mnist` on a 4000x3000 JPEG of one digit on paper (what a phone sends)."""
+    rng = np.random.default_rng(0)
+    small = docs.photo(7, rng).convert("RGB").resize((4000, 3000), Image.Resampling.BICUBIC)
+    buf = io.BytesIO()
+    small.save(buf, "JPEG", quality=90)
+    data = buf.getvalue()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        to_mnist(data)
+        times.append(time.perf_counter() - t0)
+    return 1000 * float(np.median(times))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=200, help="images per condition")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--model", default=None, help="ONNX model (default: the bundled one)")
+    ap.add_argument("--no-photo-timing", action="store_true")
+    args = ap.parse_args()
+    model = load_model(args.model)
+    old_pre, old_seg = legacy()
+    print(f"command: python benchmarks/documents.py --n {args.n} --seed {args.seed}")
+    print(f"machine: {platform.machine()} {platform.processor() or ''} python {platform.python_version()};"
+          f" model {model.name} {model.version}; old = commit {LEGACY_REV}")
+    rng = np.random.default_rng(args.seed)
+    paths = {"old": old_pre.to_mnist, "new": to_mnist, "naive": naive}
+
+    head = f"{'single digits':<30}" + "".join(f"{k + ' right':>12}{'refused':>9}" for k in paths)
+    print("\n" + head + "\n" + "-" * len(head))
+    for name, make in docs.SINGLE.items():
+        labels = rng.permutation(np.arange(args.n) % 10)
+        images = [make(int(d), rng) for d in labels]
+        row = f"{name:<30}"
+        for prep in paths.values():
+            p = model.predict_mnist([prep(im) for im in images])
+            digit = np.array([-1 if q.digit is None else q.digit for q in p])
+            row += f"{_pct((digit == labels).mean()):>12}{_pct((digit < 0).mean()):>9}"
+        print(row, flush=True)
+
+    head = f"{'numbers (read exactly)':<30}{'old':>12}{'new':>12}"
+    print("\n" + head + "\n" + "-" * len(head))
+    for name, make in docs.NUMBERS.items():
+        cases = [make(rng) for _ in range(args.n)]
+        row = f"{name:<30}"
+        for reader in (old_seg.read_number, read_number):
+            hits = [_number_text(reader(model, im)) == text for im, text in cases]
+            row += f"{_pct(float(np.mean(hits))):>12}"
+        print(row, flush=True)
+
+    head = f"{'not digits (refused)':<30}" + "".join(f"{k:>12}" for k in paths)
+    print("\n" + head + "\n" + "-" * len(head))
+    for name, make in docs.REFUSALS.items():
+        images = [make(rng) for _ in range(args.n)]
+        row = f"{name:<30}"
+        for prep in paths.values():
+            p = model.predict_mnist([prep(im) for im in images])
+            row += f"{_pct(float(np.mean([q.digit is None for q in p]))):>12}"
+        print(row, flush=True)
+    print(f"\n{args.n} images per condition; at 98 % one standard error is"
+          f" {100 * (0.02 * 0.98 / args.n) ** 0.5:.1f} points.")
+    if not args.no_photo_timing:
+        print(f"12-megapixel JPEG photo through to_mnist: {photo_ms():.0f} ms (median of 3, in process)")
+
+
+def _number_text(result) -> str:
+    """The number a result reads: its `number`, which carries a decimal point where one was found."""
+    return result.number
+
+
+if __name__ == "__main__":
+    main()
