@@ -115,21 +115,23 @@
     m.boxes.replaceChildren();
   }
 
-  // Back to the pad: the photo and its answer go away (the file input is reset, so the same file can be
-  // chosen again).
+  // Back to the pad: the photo and its answer go away.
   function close(mode) {
     const m = MODES[mode];
     if (m.view.hidden) return;
     m.seq++;
     hideView(m);
-    m.input.value = "";
     tell(mode, { phase: "close" });
   }
 
   const imageIn = (list) => Array.from(list || []).find((f) => f.type.startsWith("image/")) || (list || [])[0];
 
   for (const [mode, m] of Object.entries(MODES)) {
-    m.input.addEventListener("change", () => read(mode, m.input.files[0]));
+    m.input.addEventListener("change", () => {
+      const file = m.input.files[0];
+      m.input.value = "";       // choosing the same file again is a change too
+      read(mode, file);
+    });
     m.close.addEventListener("click", () => close(mode));
     m.zone.addEventListener("dragover", (e) => {
       if (!e.dataTransfer || !Array.from(e.dataTransfer.types).includes("Files")) return;
