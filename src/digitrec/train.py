@@ -198,8 +198,8 @@ def loss_fn(logits: torch.Tensor, yb: torch.Tensor, soft: torch.Tensor | None, c
 
 
 def train_one_epoch(model, opt, sched, x, y, cfg: TrainConfig, epoch: int, device, d: Dist, on_batch=None,
-                    soft: torch.Tensor | None = None, neg: torch.Tensor | None = None):
-    """One pass over this rank's shard of a permutation fixed by (seed, epoch); `neg`: the negatives pool."""
+                    soft: torch.Tensor | None = None, neg: negatives.Exposure | None = None):
+    """One pass over this rank's shard of a permutation fixed by (seed, epoch); `neg`: outlier exposure."""
     model.train()
     gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
     neg_gen = torch.Generator().manual_seed(cfg.seed * 7_919 + epoch * 131 + d.rank)  # digits' stream unchanged
@@ -215,13 +215,13 @@ def train_one_epoch(model, opt, sched, x, y, cfg: TrainConfig, epoch: int, devic
         idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size][d.rank * per_rank : (d.rank + 1) * per_rank]
         # x may already live on the device (CUDA): the affine parameters still come from `gen` on the CPU,
         # so the augmented batch is the same whichever device warps it.
-        xb = random_affine(x[idx.to(x.device)], cfg.augment, generator=gen).to(device,
-                                                                                memory_format=torch.channels_last)
+        xb = x[idx.to(x.device)] if neg is None else neg.digits(x, idx, neg_gen)
+        xb = random_affine(xb, cfg.augment, generator=gen).to(device, memory_format=torch.channels_last)
         yb = y[idx.to(y.device)].to(device)
         if neg is None:
             logits = model(xb)
         else:  # one forward for both: batch norm sees digits and negatives together, as in Hendrycks et al.
-            nb = negatives.draw(neg, max(len(idx) // 2, 1), cfg.augment, neg_gen)
+            nb = neg.draw(max(len(idx) // 2, 1), cfg.augment, neg_gen)
             logits, neg_logits = model(torch.cat([xb, nb.to(device, memory_format=torch.channels_last)])).split(
                 [len(idx), len(nb)])
         loss = loss_fn(logits, yb, None if soft is None else soft[idx].to(device), cfg)
@@ -313,9 +313,10 @@ def train(
     x_val, y_val = to_tensor(ds.train_images[val_idx]), torch.from_numpy(ds.train_labels[val_idx])
 
     soft = teacher_targets(Path(cfg.teacher), x_train, cfg, dev) if cfg.teacher else None
-    # The negatives pool: a seed of its own, 20k pictures (a smoke run's --limit makes it smaller).
-    neg = negatives.pool(min(NEGATIVE_POOL, max(cfg.limit or NEGATIVE_POOL, 500)), seed=cfg.seed + 1) \
-        if cfg.negatives else None
+    # Outlier exposure: 20k negatives of a seed of their own (fewer for a smoke run's --limit), and the digits'
+    # image-path views.
+    neg = negatives.Exposure(negatives.pool(min(NEGATIVE_POOL, max(cfg.limit or NEGATIVE_POOL, 500)), cfg.seed + 1),
+                             negatives.image_path_views(x_train)) if cfg.negatives else None
     if dev.type == "cuda":  # 60k digits are 188 MB: keep them on the GPU and augment there
         x_train, y_train = x_train.to(dev), y_train.to(dev)
         neg = None if neg is None else neg.to(dev)
