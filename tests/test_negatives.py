@@ -114,7 +114,6 @@ def test_a_short_run_with_negatives_learns_to_doubt_letters_it_never_saw(mnist_c
         with torch.no_grad():
             confidence[flag] = result.model(letters).softmax(1).max(1).values.mean().item()
         accuracy[flag] = result.history[-1]["val_acc"]
-    print(confidence, accuracy)
     assert confidence[True] < 0.5 < confidence[False]
     assert accuracy[True] > 0.9 and abs(accuracy[True] - accuracy[False]) < 0.03
 
