@@ -123,6 +123,11 @@ def train(
                                         help="Train K members (seeds seed..seed+K-1) and export their average."),
     teacher: OptPath = typer.Option(None, "--teacher", help="Distil from this run folder's (or ensemble's) "
                                                             "soft labels."),
+    negatives: bool = typer.Option(False, "--negatives", help="Also train on rendered letters, symbols, "
+                                                              "scribbles and shapes pushed towards a uniform "
+                                                              "softmax, so that \"no digit\" refuses them."),
+    negatives_weight: float | None = typer.Option(None, "--negatives-weight", min=0.0,
+                                                  help="Weight of the negatives' loss (default 0.5)."),
 ) -> None:
     """Train a model and write a complete run folder (ONNX, weights, metrics, plots, model card)."""
     from digitrec.ensemble import train_ensemble
@@ -136,7 +141,8 @@ def train(
         cfg = resolve_config(preset, arch=arch, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                              label_smoothing=label_smoothing,
                              limit=limit, extra_data=str(extra_data) if extra_data else None,
-                             teacher=str(teacher) if teacher else None)
+                             teacher=str(teacher) if teacher else None, negatives=negatives or None,
+                             negatives_weight=negatives_weight)
         out = out or Path("runs") / (f"{preset}-ensemble{ensemble}-seed{seed}" if ensemble else f"{preset}-seed{seed}")
         options = dict(device=device, resume=resume, data_dir=data_dir, reporter=EpochReporter(quiet))
         card = train_ensemble(cfg, out, ensemble, **options) if ensemble else run(cfg, out, **options)

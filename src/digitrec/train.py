@@ -25,10 +25,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from digitrec import data as mnist
+from digitrec import negatives
 from digitrec.augment import AugmentConfig, random_affine
 from digitrec.errors import DigitrecError
 from digitrec.models import ModelConfig, build_model
 
+NEGATIVE_POOL = 20_000
 LOG_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
 
 
@@ -55,6 +57,8 @@ class TrainConfig:
     teacher: str | None = None  # run folder (an ensemble, usually) whose soft labels the student also learns
     distill_alpha: float = 0.5  # weight of the teacher's soft labels; 1 - alpha goes to the true labels
     distill_temperature: float = 1.0  # teachers trained with label smoothing are soft already: no extra heat
+    negatives: bool = False  # outlier exposure (digitrec.negatives): non-digits pushed towards a uniform softmax
+    negatives_weight: float = 0.5  # weight of their loss; each batch gets half as many negatives as digits
 
     def model_config(self) -> ModelConfig:
         return ModelConfig(arch=self.arch, width=self.width)
@@ -194,10 +198,11 @@ def loss_fn(logits: torch.Tensor, yb: torch.Tensor, soft: torch.Tensor | None, c
 
 
 def train_one_epoch(model, opt, sched, x, y, cfg: TrainConfig, epoch: int, device, d: Dist, on_batch=None,
-                    soft: torch.Tensor | None = None):
-    """One pass over this rank's shard of a permutation fixed by (seed, epoch)."""
+                    soft: torch.Tensor | None = None, neg: negatives.Exposure | None = None):
+    """One pass over this rank's shard of a permutation fixed by (seed, epoch); `neg`: outlier exposure."""
     model.train()
     gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+    neg_gen = torch.Generator().manual_seed(cfg.seed * 7_919 + epoch * 131 + d.rank)  # digits' stream unchanged
     torch.manual_seed(cfg.seed * 1_000_003 + epoch * 31 + d.rank)  # dropout masks
     perm = torch.randperm(len(x), generator=gen)
     per_rank = cfg.batch_size // d.world
@@ -210,11 +215,18 @@ def train_one_epoch(model, opt, sched, x, y, cfg: TrainConfig, epoch: int, devic
         idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size][d.rank * per_rank : (d.rank + 1) * per_rank]
         # x may already live on the device (CUDA): the affine parameters still come from `gen` on the CPU,
         # so the augmented batch is the same whichever device warps it.
-        xb = random_affine(x[idx.to(x.device)], cfg.augment, generator=gen).to(device,
-                                                                                memory_format=torch.channels_last)
+        xb = x[idx.to(x.device)] if neg is None else neg.digits(x, idx, neg_gen)
+        xb = random_affine(xb, cfg.augment, generator=gen).to(device, memory_format=torch.channels_last)
         yb = y[idx.to(y.device)].to(device)
-        logits = model(xb)
+        if neg is None:
+            logits = model(xb)
+        else:  # one forward for both: batch norm sees digits and negatives together, as in Hendrycks et al.
+            nb = neg.draw(max(len(idx) // 2, 1), cfg.augment, neg_gen)
+            logits, neg_logits = model(torch.cat([xb, nb.to(device, memory_format=torch.channels_last)])).split(
+                [len(idx), len(nb)])
         loss = loss_fn(logits, yb, None if soft is None else soft[idx].to(device), cfg)
+        if neg is not None:
+            loss = loss + cfg.negatives_weight * negatives.uniform_loss(neg_logits)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         lr = opt.param_groups[0]["lr"]  # the rate this step really used (a scheduler step follows)
@@ -301,8 +313,13 @@ def train(
     x_val, y_val = to_tensor(ds.train_images[val_idx]), torch.from_numpy(ds.train_labels[val_idx])
 
     soft = teacher_targets(Path(cfg.teacher), x_train, cfg, dev) if cfg.teacher else None
+    # Outlier exposure: 20k negatives of a seed of their own (fewer for a smoke run's --limit), and the digits'
+    # image-path views.
+    neg = negatives.Exposure(negatives.pool(min(NEGATIVE_POOL, max(cfg.limit or NEGATIVE_POOL, 500)), cfg.seed + 1),
+                             negatives.image_path_views(x_train)) if cfg.negatives else None
     if dev.type == "cuda":  # 60k digits are 188 MB: keep them on the GPU and augment there
         x_train, y_train = x_train.to(dev), y_train.to(dev)
+        neg = None if neg is None else neg.to(dev)
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels once
     model = build_model(cfg.model_config()).to(dev, memory_format=torch.channels_last)
     opt = make_optimizer(model, cfg)
@@ -335,7 +352,7 @@ def train(
             reporter.epoch_start(epoch, cfg.epochs, steps)
         on_batch = reporter.batch if reporter and d.main else None
         train_loss, train_acc, lr = train_one_epoch(model, opt, sched, x_train, y_train, cfg, epoch, dev, d, on_batch,
-                                                    soft)
+                                                    soft, neg)
         logits = evaluate_logits(bare, x_val, dev)
         val_loss = F.cross_entropy(logits, y_val).item()
         val_acc = (logits.argmax(1) == y_val).float().mean().item()

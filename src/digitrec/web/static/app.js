@@ -1,4 +1,5 @@
-// digitrec drawing page: pointer-event drawing, live throttled prediction, probability bars.
+// digitrec drawing page: pointer-event drawing, live throttled prediction, probability bars; photos (photo.js)
+// land here too.
 // Plain script, no dependencies, no inline code (the page runs under a CSP without 'unsafe-inline').
 "use strict";
 
@@ -170,6 +171,28 @@
         `Model ${m.name} ${m.version}${acc} · sha256 ${m.sha256.slice(0, 12)} · ONNX Runtime`;
     } catch { /* the footer keeps its default text */ }
   }
+
+  // -- photos (photo.js): the pad is cleared and the photo's answer shown as a drawing's would be ----------
+  document.addEventListener("digitrec:photo", (e) => {
+    const { mode, phase, data, message } = e.detail;
+    if (mode !== "digit") return;
+    if (phase === "start" || phase === "close") {
+      pad.clear();              // shows "no answer" (and cancels a drawing's answer on its way)
+      if (phase === "start") {
+        setBusy(true);
+        setStatus("Reading the picture…");
+      }
+      return;
+    }
+    setBusy(false);
+    if (phase === "error") {
+      showResult(null);
+      setStatus(`Could not read the picture: ${message}`, true);
+    } else {
+      setStatus("");
+      showResult(data, true);
+    }
+  });
 
   setBusy(false);
   drawSeen(null);

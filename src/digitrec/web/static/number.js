@@ -116,20 +116,65 @@
     }
   }
 
-  function show(data, final) {
-    const digits = data ? data.digits : [];
+  // `onPad`: the boxes go over the pad (a drawing); a photo's are drawn over the photo by photo.js.
+  function show(data, final, onPad = true) {
+    const digits = data ? data.digits || [] : [];
     numberEl.textContent = data && data.number ? data.number : "–";
     numberEl.dataset.final = String(final);
     numberConfEl.textContent = data && data.number ? `${pct(data.confidence)} sure` : "";
     digitsEl.replaceChildren(...digits.map((d) => {
       const li = document.createElement("li");
-      li.textContent = `${d.digit} · ${pct(d.confidence)}`;
+      if (Array.isArray(d.input)) li.append(seenCanvas(d.input));
+      li.append(`${d.digit} · ${pct(d.confidence)}`);
       return li;
     }));
-    showBoxes(digits);
+    showBoxes(onPad ? digits : []);
     statusEl.classList.remove("error");
     statusEl.textContent = data && !data.number ? "No digits found: write them a bit bigger or bolder." : "";
   }
+
+  // The 28x28 the model saw for one digit (white on black, as MNIST).
+  function seenCanvas(input) {
+    const canvas = document.createElement("canvas");
+    canvas.width = canvas.height = 28;
+    canvas.setAttribute("role", "img");
+    canvas.setAttribute("aria-label", "The 28 by 28 image the model saw");
+    const c = canvas.getContext("2d");
+    const img = c.createImageData(28, 28);
+    for (let y = 0; y < 28; y++) {
+      for (let x = 0; x < 28; x++) {
+        const v = Math.round(Math.min(1, Math.max(0, (input[y] || [])[x] || 0)) * 255);
+        const i = (y * 28 + x) * 4;
+        img.data[i] = img.data[i + 1] = img.data[i + 2] = v;
+        img.data[i + 3] = 255;
+      }
+    }
+    c.putImageData(img, 0, 0);
+    return canvas;
+  }
+
+  // -- photos (photo.js): the pad is cleared and the photo's number shown --------------------------------
+  document.addEventListener("digitrec:photo", (e) => {
+    const { mode, phase, data, message } = e.detail;
+    if (mode !== "number") return;
+    if (phase === "start" || phase === "close") {
+      pad.clear();
+      if (phase === "start") {
+        answerEl.setAttribute("aria-busy", "true");
+        statusEl.classList.remove("error");
+        statusEl.textContent = "Reading the picture…";
+      }
+      return;
+    }
+    answerEl.setAttribute("aria-busy", "false");
+    if (phase === "error") {
+      show(null, true, false);
+      statusEl.textContent = `Could not read the picture: ${message}`;
+      statusEl.classList.add("error");
+    } else {
+      show(data, true, false);
+    }
+  });
 
   function showBoxes(digits) {
     // Boxes are in the exported PNG's pixels; as percentages they fit the pad at any size.
