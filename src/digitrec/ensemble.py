@@ -17,22 +17,8 @@ import statistics
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-from torch import nn
-
 from digitrec.errors import DigitrecError
-
-PROB_FLOOR = 1e-12  # keeps log() finite where every member gives a class exactly zero
-
-
-class Ensemble(nn.Module):
-    def __init__(self, members: list[nn.Module]) -> None:
-        super().__init__()
-        self.members = nn.ModuleList(members)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        probs = torch.stack([m(x).softmax(1) for m in self.members]).mean(0)
-        return probs.clamp_min(PROB_FLOOR).log()
+from digitrec.models import Ensemble
 
 
 def member_dir(out: Path, seed: int) -> Path:

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from digitrec.errors import DigitrecError
-from digitrec.models import ModelConfig, build_model
+from digitrec.models import Ensemble, ModelConfig, build_model
 
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
 OPSET = 17
@@ -39,8 +39,6 @@ def load_run_model(run: Path) -> nn.Module:
         raise DigitrecError(f"{run} is not a run folder: config.json is missing")
     model_dict = json.loads(config_path.read_text())["model"]
     if model_dict["arch"] == "ensemble":  # an ensemble folder: its members are run folders inside it
-        from digitrec.ensemble import Ensemble
-
         return Ensemble([load_run_model(run / member) for member in model_dict["members"]]).eval()
     if not weights_path.is_file():
         raise DigitrecError(f"{run} is not a run folder: model.safetensors is missing")

@@ -125,3 +125,19 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
         b.numel() for name, b in model.named_buffers() if name.endswith(("running_mean", "running_var"))
     )
     return trainable, trainable + stats
+
+
+PROB_FLOOR = 1e-12  # keeps log() finite where every member gives a class exactly zero
+
+
+class Ensemble(nn.Module):
+    """K models as one: log of their mean probability, so softmax of the output gives the mean back and
+    everything downstream of the ONNX contract takes an ensemble unchanged (ensemble.py builds them)."""
+
+    def __init__(self, members: list[nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        probs = torch.stack([m(x).softmax(1) for m in self.members]).mean(0)
+        return probs.clamp_min(PROB_FLOOR).log()
