@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from digitrec.calibrate import Rules
 from digitrec.errors import DigitrecError
 from digitrec.paths import BUNDLED_DIR
+from digitrec.rules import Rules
 
 MODEL_ENV = "DIGITREC_MODEL"
 """Environment variable naming the model `load_model()` uses when given no path (also how `serve`
