@@ -1,6 +1,6 @@
 """The `digitrec` commands beyond train-and-predict: calibration, explanations, the webcam and feedback.
 
-They register on the one Typer app of digitrec.cli, with its error and output conventions.
+They register on the one Typer app of digitrec.cli_app, with its error and output conventions.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from digitrec.cli import OptPath, app, console, fail
+from digitrec.cli_app import OptPath, app, console, fail
 from digitrec.errors import DigitrecError
 
 
