@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -20,34 +17,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digitrec.errors import DigitrecError
 from digitrec.web.production import ServeOptions
+from digitrec.web.responses import send_json_error
+from digitrec.web.settings import STATIC_DIR, Settings
 
 log = logging.getLogger("digitrec.web")
-STATIC_DIR = Path(__file__).resolve().parent / "static"
-SETTINGS_ENV_PREFIX = "DIGITREC_"
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Request limits. Each can be set from the environment, e.g. DIGITREC_MAX_BODY_BYTES=4000000."""
-
-    max_body_bytes: int = 10 * 1024 * 1024  # a phone photo is a 3-8 MB JPEG
-    max_image_pixels: int = 4096 * 4096  # checked from the header, before a single pixel is decoded
-    max_batch: int = 256
-    max_batch_pixels: int = 32 * 1024 * 1024  # all images of one batch together, from their headers
-
-    @classmethod
-    def from_env(cls) -> Settings:
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = os.environ.get(SETTINGS_ENV_PREFIX + f.name.upper())
-            if raw is not None:
-                try:
-                    values[f.name] = int(raw)
-                except ValueError as exc:
-                    raise DigitrecError(f"{SETTINGS_ENV_PREFIX}{f.name.upper()} must be an integer.") from exc
-        return cls(**values)
-
-
 class BodyLimitMiddleware:
     """Reject bodies over `max_bytes` with 413 without reading them: by Content-Length when the client sends
     one, and by counting streamed bytes otherwise (chunked uploads, or a Content-Length that lies)."""
@@ -89,14 +62,6 @@ class BodyLimitMiddleware:
 def _too_large(limit: int) -> str:
     size = f"{limit / 2**20:.3g} MiB" if limit >= 2**20 else f"{limit / 1024:.3g} KiB"
     return f"the request body is larger than the {size} limit; send a smaller image."
-
-
-async def send_json_error(send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]]) -> None:
-    """A `{"detail": ...}` answer sent straight from ASGI middleware, before the app sees the request."""
-    body = json.dumps({"detail": detail}).encode()
-    base = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": base + headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 async def _send_json(send: Send, status: int, detail: str) -> None:

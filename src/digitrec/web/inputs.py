@@ -25,8 +25,8 @@ from starlette.exceptions import HTTPException
 
 from digitrec.errors import DigitrecError
 from digitrec.images import FORMATS_TEXT, Header, ImageError, ImageTooLarge, UnsupportedImage, read_header
-from digitrec.web.app import Settings
 from digitrec.web.schemas import ImageIn, PixelsIn, PredictIn
+from digitrec.web.settings import Settings
 
 try:
     from python_multipart.exceptions import FormParserError

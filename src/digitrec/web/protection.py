@@ -27,8 +27,8 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digitrec.errors import DigitrecError
-from digitrec.web.app import send_json_error
 from digitrec.web.observability import RATE_LIMITED
+from digitrec.web.responses import send_json_error
 
 log = logging.getLogger("digitrec.web")
 ADMIN_TOKEN_ENV = "DIGITREC_ADMIN_TOKEN"

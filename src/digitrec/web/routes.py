@@ -22,7 +22,6 @@ from starlette.exceptions import HTTPException
 
 from digitrec.predictor import Prediction, Predictor
 from digitrec.preprocess import locate
-from digitrec.web.app import STATIC_DIR
 from digitrec.web.inputs import (
     FORMATS,
     Item,
@@ -45,6 +44,7 @@ from digitrec.web.schemas import (
     ReadyOut,
     error_responses,
 )
+from digitrec.web.settings import STATIC_DIR
 
 log = logging.getLogger("digitrec.web")
 api_router = APIRouter()
