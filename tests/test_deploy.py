@@ -85,16 +85,17 @@ def test_the_image_named_is_the_one_make_image_builds():
 def test_rate_limit_is_on_and_shared_through_the_redis_service():
     from limits import parse
 
-    from digitrec.web.production import ServeOptions
+    from digitrec.web.settings import ServeSettings
 
     env = env_of(find("Deployment", "digitrec"))
     parse(env["DIGITREC_RATE_LIMIT"])
     redis_service = find("Service", "digitrec-redis")
     port = redis_service["spec"]["ports"][0]["port"]
     assert env["DIGITREC_RATE_LIMIT_STORAGE"] == f"redis://digitrec-redis:{port}/0"
-    options = ServeOptions(rate_limit=env["DIGITREC_RATE_LIMIT"], rate_limit_storage=env["DIGITREC_RATE_LIMIT_STORAGE"],
-                           forwarded_allow_ips=env["FORWARDED_ALLOW_IPS"])
-    options.check()  # what `digitrec serve` checks before it starts
+    settings = ServeSettings(rate_limit=env["DIGITREC_RATE_LIMIT"],
+                             rate_limit_storage=env["DIGITREC_RATE_LIMIT_STORAGE"],
+                             forwarded_allow_ips=env["FORWARDED_ALLOW_IPS"])
+    settings.check()  # what `digitrec serve` checks before it starts
     assert env["FORWARDED_ALLOW_IPS"] != "*"  # "*" would let any client pick its own address
     redis = find("Deployment", "digitrec-redis")
     assert redis_service["spec"]["selector"].items() <= redis["spec"]["template"]["metadata"]["labels"].items()

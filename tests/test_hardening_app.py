@@ -15,14 +15,14 @@ from digitrec.cli import app as cli
 from digitrec.errors import DigitrecError
 from digitrec.feedback_store import StoreUnavailable
 from digitrec.web.app import create_app
-from digitrec.web.production import ServeOptions
+from digitrec.web.settings import ServeSettings
 from prod_server import ONE_PIXELS
 
 SECRET = 'connection to server at "db.internal" (10.1.2.3), port 5432 failed: password failed for user "admin"'
 
 
 def test_unknown_methods_are_one_label(tmp_path: Path):
-    with TestClient(create_app(options=ServeOptions(db="off"))) as client:
+    with TestClient(create_app(settings=ServeSettings(db="off"))) as client:
         for method in ("FOOBARBAZ", "QWERTY" * 20):
             assert client.request(method, "/api/predict").status_code == 405
         metrics = client.get("/metrics").text
@@ -31,7 +31,7 @@ def test_unknown_methods_are_one_label(tmp_path: Path):
 
 
 def test_a_scrape_reads_the_running_counts_not_the_table(tmp_path: Path):
-    app = create_app(options=ServeOptions(db=f"sqlite:///{tmp_path / 'f.db'}"))
+    app = create_app(settings=ServeSettings(db=f"sqlite:///{tmp_path / 'f.db'}"))
     with TestClient(app) as client:
         for _ in range(3):
             assert client.post("/api/predict", json={"pixels": ONE_PIXELS}).status_code == 200
@@ -56,7 +56,7 @@ class BrokenStore:
 
 
 def test_a_database_error_is_logged_and_answered_without_its_details(caplog):
-    app = create_app(options=ServeOptions(db="off"))
+    app = create_app(settings=ServeSettings(db="off"))
     with TestClient(app) as client:
         app.state.store = BrokenStore()
         with caplog.at_level(logging.WARNING, logger="digitrec.web"):
@@ -69,7 +69,7 @@ def test_a_database_error_is_logged_and_answered_without_its_details(caplog):
 
 
 def test_retention_prunes_in_the_background_and_says_so_in_stats(tmp_path: Path):
-    app = create_app(options=ServeOptions(db=f"sqlite:///{tmp_path / 'f.db'}", retain="5"))
+    app = create_app(settings=ServeSettings(db=f"sqlite:///{tmp_path / 'f.db'}", retain="5"))
     with TestClient(app) as client:
         for _ in range(8):
             assert client.post("/api/predict", json={"pixels": ONE_PIXELS}).status_code == 200
@@ -84,14 +84,14 @@ def test_retention_prunes_in_the_background_and_says_so_in_stats(tmp_path: Path)
 
 
 def test_without_retention_stats_say_forever(tmp_path: Path):
-    with TestClient(create_app(options=ServeOptions(db=f"sqlite:///{tmp_path / 'f.db'}"))) as client:
+    with TestClient(create_app(settings=ServeSettings(db=f"sqlite:///{tmp_path / 'f.db'}"))) as client:
         assert client.get("/api/stats").json()["retention"]["retain"] == "forever"
 
 
 @pytest.mark.parametrize("options, words", [
-    (ServeOptions(retain="soon"), "--retain"),
-    (ServeOptions(max_heavy=0), "--max-heavy"),
-    (ServeOptions(http="fastest"), "--http"),
+    (ServeSettings(retain="soon"), "--retain"),
+    (ServeSettings(max_heavy=0), "--max-heavy"),
+    (ServeSettings(http="fastest"), "--http"),
 ])
 def test_bad_hardening_options_are_one_sentence(options, words):
     with pytest.raises(DigitrecError, match=words):
@@ -104,10 +104,10 @@ def test_serve_with_a_bad_retain_exits_with_one_line():
 
 
 def test_options_travel_to_workers_through_the_environment(monkeypatch):
-    given = ServeOptions(retain="30d", max_heavy=3, heavy_wait=0.5, header_timeout=4.0, body_timeout=9.0, http="h11")
+    given = ServeSettings(retain="30d", max_heavy=3, heavy_wait=0.5, header_timeout=4.0, body_timeout=9.0, http="h11")
     for key, value in given.to_env().items():
         monkeypatch.setenv(key, value)
-    assert ServeOptions.from_env() == given
+    assert ServeSettings.from_env() == given
 
 
 def test_admission_queues_briefly_then_turns_away(tmp_path: Path):

@@ -15,7 +15,7 @@ import httpx
 import pytest
 import uvicorn
 
-from digitrec.web.app import uvicorn_options
+from digitrec.web.server import uvicorn_options
 
 pytestmark = pytest.mark.timeout(60)
 

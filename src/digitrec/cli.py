@@ -352,19 +352,19 @@ def serve(
 ) -> None:
     """Serve the drawing page and the REST API (OpenAPI docs at /docs, metrics at /metrics)."""
     try:
-        from digitrec.web.app import serve as run_server
-        from digitrec.web.production import ServeOptions
+        from digitrec.web.server import serve as run_server
+        from digitrec.web.settings import ServeSettings
     except ImportError as exc:
         fail(f"serving needs the web extras ({exc.name} is missing): pip install 'digitrec[serve]'.")
-    if rate_limit and rate_limit.strip().lower() in ("off", "none", "0"):
-        rate_limit = None  # the image sets DIGITREC_RATE_LIMIT; this turns it off
-    options = ServeOptions(db=db, rate_limit=rate_limit, cors_origins=tuple(cors_origin),
-                           candidate=str(candidate) if candidate else None, candidate_share=candidate_share,
-                           access_log=access_log, rate_limit_storage=rate_limit_storage,
-                           forwarded_allow_ips=forwarded_allow_ips, retain=retain, max_heavy=max_heavy,
-                           heavy_wait=heavy_wait, header_timeout=header_timeout, body_timeout=body_timeout, http=http)
     try:
-        run_server(host=host, port=port, model=model, workers=workers, options=options)
+        # Every flag, whether given or read from its DIGITREC_* variable by typer; the rest from the environment.
+        settings = ServeSettings.from_env(
+            model=str(model) if model else None, db=db, rate_limit=rate_limit, cors_origins=tuple(cors_origin),
+            candidate=str(candidate) if candidate else None, candidate_share=candidate_share, access_log=access_log,
+            rate_limit_storage=rate_limit_storage, forwarded_allow_ips=forwarded_allow_ips, retain=retain,
+            max_heavy=max_heavy, heavy_wait=heavy_wait, header_timeout=header_timeout, body_timeout=body_timeout,
+            http=http)
+        run_server(host=host, port=port, workers=workers, settings=settings)
     except DigitrecError as exc:
         fail(str(exc))
 

@@ -82,7 +82,7 @@ class StoreCollector:
         self.app = app
 
     def collect(self):
-        store = getattr(self.app.state, "store", None)
+        store = self.app.state.store
         if store is None:
             return
         try:

@@ -1,25 +1,24 @@
 """HTTP routes beyond one digit: a multi-digit number (`POST /api/predict/number`) and an explanation of one
 digit (`POST /api/explain`).
 
-Same bodies as `/api/predict` (inputs.py reads and checks them), same rule: CPU work in plain `def` routes,
-every client mistake a 4xx JSON `{"detail": ...}`. The library does the work (segment.read_number,
-explain.occlusion); these routes only translate.
+Same bodies as `/api/predict` (inputs.py reads and checks them), the same model for the same client (A/B:
+deps.get_predictor), same rule: CPU work in plain `def` routes, every client mistake a 4xx JSON
+`{"detail": ...}`. The library does the work (segment.read_number, explain.occlusion); these routes only
+translate.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
-from digitrec.predictor import Predictor
-from digitrec.web.inputs import Item, decode, settings_of, single_body, to_model_input
-from digitrec.web.schemas import ExplainOut, NumberOut, PredictIn, error_responses
+from digitrec.web.deps import PredictorDep, SettingsDep
+from digitrec.web.inputs import Item, decode, single_body, to_model_input
+from digitrec.web.schemas import ExplainOut, NumberOut, PredictIn, error_responses, image_body
 
-insight_router = APIRouter()
+router = APIRouter()
 
 ERRORS = error_responses(
     {
@@ -31,57 +30,41 @@ ERRORS = error_responses(
 )
 
 
-def _body(json_schema: dict[str, Any]) -> dict[str, Any]:
-    multipart = {"type": "object", "required": ["file"],
-                 "properties": {"file": {"type": "string", "format": "binary"}}}
-    return {"requestBody": {"required": True, "content": {
-        "application/json": {"schema": json_schema}, "multipart/form-data": {"schema": multipart}}}}
-
-
-def _predictor(request: Request) -> Predictor:
-    predictor = request.app.state.predictor
-    if predictor is None:
-        raise HTTPException(503, "the model is not loaded yet; retry in a moment.")
-    return predictor
-
-
 def _json(body: NumberOut | ExplainOut) -> Response:
     return Response(body.model_dump_json(), media_type="application/json")
 
 
-@insight_router.post(
+@router.post(
     "/api/predict/number",
     response_model=NumberOut,
     responses=ERRORS,
     summary="Read a handwritten number (several digits, left to right)",
-    openapi_extra=_body({"type": "object", "required": ["image"], "properties": {
+    openapi_extra=image_body({"type": "object", "required": ["image"], "properties": {
         "image": PredictIn.model_json_schema()["properties"]["image"]}}),
 )
-def predict_number(request: Request, item: Item = Depends(single_body)) -> Response:
+def predict_number(predictor: PredictorDep, settings: SettingsDep, item: Item = Depends(single_body)) -> Response:
     """One image of a number: multipart field `file`, or JSON `{"image": base64 or data URL}`. Each digit
     comes with its box in the image's pixels; pieces the model refuses (not digit-like) are left out."""
     from digitrec.segment import read_number
 
     if item.pixels is not None:
         raise HTTPException(422, "pixels: a number needs a whole image ('file' or 'image'), not 28×28 pixels.")
-    predictor = _predictor(request)
-    result = decode(item, settings_of(request), lambda data, **kw: read_number(predictor, data, **kw))
+    result = decode(item, settings, lambda data, **kw: read_number(predictor, data, **kw))
     return _json(NumberOut.model_validate(result.to_dict()))
 
 
-@insight_router.post(
+@router.post(
     "/api/explain",
     response_model=ExplainOut,
     responses=ERRORS,
     summary="Which pixels made the model answer what it did (occlusion saliency)",
-    openapi_extra=_body(PredictIn.model_json_schema()),
+    openapi_extra=image_body(PredictIn.model_json_schema()),
 )
-def explain_digit(request: Request, item: Item = Depends(single_body)) -> Response:
+def explain_digit(predictor: PredictorDep, settings: SettingsDep, item: Item = Depends(single_body)) -> Response:
     """One digit, as for `/api/predict`: the 28×28 saliency of the model's top digit over the image it saw."""
     from digitrec.explain import occlusion
 
-    predictor = _predictor(request)
-    x = to_model_input(item, settings_of(request))
+    x = to_model_input(item, settings)
     p = predictor.predict_mnist([x])[0]
     if x is None or p.input is None:
         return _json(ExplainOut(digit=None, confidence=0.0, reason=p.reason,
