@@ -68,7 +68,7 @@ async def get_predictor(request: Request) -> Predictor:
     return predictor
 
 
-async def get_optional_store(request: Request) -> FeedbackStore | None:
+async def get_store_or_none(request: Request) -> FeedbackStore | None:
     return request.app.state.store
 
 
@@ -83,4 +83,4 @@ SettingsDep = Annotated[ServeSettings, Depends(get_settings)]
 ModelsDep = Annotated[Models, Depends(get_models)]
 PredictorDep = Annotated[Predictor, Depends(get_predictor)]
 StoreDep = Annotated[FeedbackStore, Depends(get_store)]
-OptionalStoreDep = Annotated[FeedbackStore | None, Depends(get_optional_store)]
+OptionalStoreDep = Annotated[FeedbackStore | None, Depends(get_store_or_none)]
