@@ -49,14 +49,6 @@ class ImageIn(BaseModel):
     image: str = Field(description=IMAGE_DOC)
 
 
-class BatchIn(BaseModel):
-    """JSON body of POST /api/predict/batch. Each item is a base64/data-URL string, `{"image": ...}` or
-    `{"pixels": ...}`. One bad item rejects the whole batch with its index in `detail`."""
-
-    model_config = ConfigDict(extra="forbid")
-    images: list[str | ImageIn | PixelsIn] = Field(description="1 to the batch limit (256) images")
-
-
 class PredictionOut(BaseModel):
     id: str = Field(description="uuid4 hex identifying this prediction (feedback refers to it)")
     digit: int | None = Field(description="0-9, or null when there is no digit (see `reason`): we never guess")

@@ -53,8 +53,9 @@ ERRORS = error_responses(
         422: "JSON of the wrong shape (e.g. pixels not 28×28 in [0, 1])",
     }
 )
-# BatchIn's own schema would point at ImageIn and PixelsIn through $defs, which an inline request body in
-# the OpenAPI document cannot resolve: the same schema, with the two inline.
+# The JSON batch body, by hand: a pydantic model's schema would point at ImageIn and PixelsIn through $defs,
+# which a request body inlined in the OpenAPI document cannot resolve. One bad item rejects the whole batch
+# with its index in `detail` (inputs.batch_body).
 _BATCH_JSON = {
     "type": "object",
     "required": ["images"],
