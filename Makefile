@@ -36,7 +36,7 @@ test: setup-dev
 	$(PY) -m pytest
 
 # The image (.ci/build-image: podman needs a base made once from Debian, see docs/production.md). The smoke test
-# draws its digit with digitrec.synth, so it runs with the serve venv's Python.
+# draws its digit with digitrec.training.synth, so it runs with the serve venv's Python.
 IMAGE ?= digitrec:latest
 image:
 	IMAGE=$(IMAGE) .ci/build-image

@@ -70,8 +70,8 @@ def cpu_name() -> str:
 def torch_reference(run: Path | None):
     import torch
 
-    from digitrec.export import load_run_model
-    from digitrec.models import SeedCNN, count_parameters
+    from digitrec.training.export import load_run_model
+    from digitrec.training.models import SeedCNN, count_parameters
 
     model = load_run_model(run) if run else SeedCNN().eval()
     if not isinstance(model, SeedCNN):
@@ -86,7 +86,7 @@ def torch_reference(run: Path | None):
 
 def onnx_model(path: Path):
     """(predict_proba, trainable parameters from the model card, if it has one)."""
-    from digitrec.predictor import load_model
+    from digitrec.inference.predictor import load_model
 
     model = load_model(path)  # verified: the card (and its parameter count) describes this very file
     return model.predict_proba, model.card.get("parameters", {}).get("trainable")
@@ -108,9 +108,9 @@ def main() -> None:
     os.environ["DIGITREC_ORT_THREADS"] = str(args.threads)
     import torch
 
-    from digitrec import data as mnist
-    from digitrec.export import export_onnx
-    from digitrec.predictor import resolve_model_path
+    from digitrec.inference.predictor import resolve_model_path
+    from digitrec.training import data as mnist
+    from digitrec.training.export import export_onnx
 
     torch.set_num_threads(args.threads)
     ds = mnist.load_mnist()

@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps
 
-from digitrec.data import load_mnist
 from digitrec.errors import DigitrecError
-from digitrec.predictor import Predictor, load_model
-from digitrec.preprocess import to_mnist
+from digitrec.inference.predictor import Predictor, load_model
+from digitrec.inference.preprocess import to_mnist
+from digitrec.training.data import load_mnist
 
 UP = 4  # working resolution: canvas pixels per MNIST pixel
 SIDE = 56 * UP  # the canvas

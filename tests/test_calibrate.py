@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from digitrec.calibrate import (
+from digitrec.training.calibrate import (
     Rules,
     ece,
     fit_rules,
@@ -111,9 +111,9 @@ def test_fitted_rules_reject_noise_and_few_digits():
 
 @pytest.mark.slow
 def test_calibrating_a_real_model_on_the_validation_split(mnist_cache):
-    from digitrec.calibrate import calibrate_model, onnx_logits
-    from digitrec.data import load_mnist
-    from digitrec.predictor import resolve_model_path
+    from digitrec.inference.predictor import resolve_model_path
+    from digitrec.training.calibrate import calibrate_model, onnx_logits
+    from digitrec.training.data import load_mnist
 
     onnx = resolve_model_path(None)
     cal = calibrate_model(onnx, synthetic=100)
@@ -134,8 +134,8 @@ def test_write_calibration_keeps_the_cards_sha256_valid(mnist_cache, tmp_path):
     import json
     import shutil
 
-    from digitrec.calibrate import write_calibration
-    from digitrec.predictor import file_sha256, load_model, resolve_model_path
+    from digitrec.inference.predictor import file_sha256, load_model, resolve_model_path
+    from digitrec.training.calibrate import write_calibration
 
     src = resolve_model_path(None)
     shutil.copy(src, tmp_path / "model.onnx")

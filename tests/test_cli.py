@@ -18,8 +18,8 @@ def tiny_onnx(tmp_path_factory):
     """A random-weight model that honours the ONNX contract (for plumbing, not accuracy)."""
     import torch
 
-    from digitrec.export import export_onnx
-    from digitrec.models import ModelConfig, build_model
+    from digitrec.training.export import export_onnx
+    from digitrec.training.models import ModelConfig, build_model
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("tiny") / "model.onnx"

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from digitrec.inference.predictor import file_sha256, load_model
 from digitrec.paths import BUNDLED_DIR
-from digitrec.predictor import file_sha256, load_model
-from digitrec.synth import render
+from digitrec.training.synth import render
 from handwritten_numbers import draw_number, on_paper
 
 

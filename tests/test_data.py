@@ -7,8 +7,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from digitrec import data as mnist
 from digitrec.errors import DigitrecError
+from digitrec.training import data as mnist
 
 
 def test_idx_round_trip_keeps_shape_and_bytes():

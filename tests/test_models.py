@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from digitrec.augment import AugmentConfig, random_affine
-from digitrec.models import FastCNN, ModelConfig, SeedCNN, build_model, count_parameters
-from digitrec.report import model_summary
+from digitrec.training.augment import AugmentConfig, random_affine
+from digitrec.training.models import FastCNN, ModelConfig, SeedCNN, build_model, count_parameters
+from digitrec.training.report import model_summary
 
 
 def test_seed_cnn_has_exactly_the_reference_parameter_counts():
@@ -92,7 +92,7 @@ def test_augmentation_is_reproducible_with_a_generator():
 
 
 def test_vit_exports_to_onnx_and_matches_torch(tmp_path):
-    from digitrec.export import export_onnx
+    from digitrec.training.export import export_onnx
 
     model = build_model(ModelConfig("vit", 32)).eval()
     assert export_onnx(model, tmp_path / "vit.onnx") < 1e-4

@@ -18,10 +18,10 @@ from PIL import Image
 
 from digitrec import Prediction, load_model
 from digitrec.errors import DigitrecError
+from digitrec.inference.predictor import file_sha256, resolve_model_path
+from digitrec.inference.preprocess import to_mnist
 from digitrec.paths import BUNDLED_DIR
-from digitrec.predictor import file_sha256, resolve_model_path
-from digitrec.preprocess import to_mnist
-from digitrec.synth import render
+from digitrec.training.synth import render
 
 
 @pytest.fixture(scope="module")

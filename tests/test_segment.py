@@ -8,7 +8,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from digitrec import load_model
-from digitrec.segment import label, read_number, segment
+from digitrec.inference.segment import label, read_number, segment
 from handwritten_numbers import draw_number, number_strokes, on_paper
 
 
@@ -178,7 +178,7 @@ class _Refusing:
         self.reason = reason
 
     def predict_mnist(self, images):
-        from digitrec.predictor import Prediction
+        from digitrec.inference.predictor import Prediction
 
         probs = tuple(0.6 if d == 3 else 0.4 / 9 for d in range(10))
         return [Prediction(None, 0.6, probs, im, self.reason) for im in images]

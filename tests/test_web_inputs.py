@@ -16,9 +16,9 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
-from digitrec.images import Header, ImageError, open_image
-from digitrec.preprocess import to_mnist
-from digitrec.synth import render
+from digitrec.inference.images import Header, ImageError, open_image
+from digitrec.inference.preprocess import to_mnist
+from digitrec.training.synth import render
 from digitrec.web import inputs
 
 

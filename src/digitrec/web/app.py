@@ -104,7 +104,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from digitrec.predictor import load_model
+        from digitrec.inference.predictor import load_model
 
         _return_big_buffers_to_the_os()
         app.state.predictor = load_model(model_path)
@@ -190,7 +190,7 @@ def serve(
     likewise the candidate model and the feedback database (unreachable at start: one clear error)."""
     import uvicorn
 
-    from digitrec.predictor import MODEL_ENV, Predictor, resolve_model_path
+    from digitrec.inference.predictor import MODEL_ENV, Predictor, resolve_model_path
 
     options = options or ServeOptions.from_env()
     options.check()

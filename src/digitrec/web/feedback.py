@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from digitrec.feedback_store import Record, StoreUnavailable, UnknownPrediction
+from digitrec.feedback.store import Record, StoreUnavailable, UnknownPrediction
 from digitrec.web.model_paths import allowed_model_path
 from digitrec.web.observability import STORE_ERRORS, observe_predictions, set_model_info
 from digitrec.web.protection import require_admin
@@ -213,7 +213,7 @@ def stats(request: Request) -> StatsOut:
 def reload_models(request: Request, body: ReloadIn | None = None) -> ReloadOut:
     """Load first, swap after: a bad file leaves the serving models untouched. Affects this worker only.
     Only model files under the model folders are opened (model_paths.py)."""
-    from digitrec.predictor import load_model
+    from digitrec.inference.predictor import load_model
 
     state, body = request.app.state, body or ReloadIn()
     folders = state.model_dirs

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
 from digitrec.errors import DigitrecError
-from digitrec.images import FORMATS_TEXT, Header, ImageError, ImageTooLarge, UnsupportedImage, read_header
+from digitrec.inference.images import FORMATS_TEXT, Header, ImageError, ImageTooLarge, UnsupportedImage, read_header
 from digitrec.web.schemas import ImageIn, PixelsIn, PredictIn
 from digitrec.web.settings import Settings
 
@@ -281,7 +281,7 @@ def to_model_input(item: Item, settings: Settings) -> np.ndarray | None:
     """One item -> the (28, 28) MNIST-form image the model will see, or None when blank."""
     if item.pixels is not None:
         return None if int((item.pixels > INK_LEVEL).sum()) < MIN_INK_PIXELS else item.pixels
-    from digitrec.preprocess import to_mnist
+    from digitrec.inference.preprocess import to_mnist
 
     return decode(item, settings, to_mnist)
 

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
-from digitrec.predictor import Predictor
+from digitrec.inference.predictor import Predictor
 from digitrec.web.inputs import Item, decode, settings_of, single_body, to_model_input
 from digitrec.web.schemas import ExplainOut, NumberOut, PredictIn, error_responses
 
@@ -60,7 +60,7 @@ def _json(body: NumberOut | ExplainOut) -> Response:
 def predict_number(request: Request, item: Item = Depends(single_body)) -> Response:
     """One image of a number: multipart field `file`, or JSON `{"image": base64 or data URL}`. Each digit
     comes with its box in the image's pixels; pieces the model refuses (not digit-like) are left out."""
-    from digitrec.segment import read_number
+    from digitrec.inference.segment import read_number
 
     if item.pixels is not None:
         raise HTTPException(422, "pixels: a number needs a whole image ('file' or 'image'), not 28×28 pixels.")
@@ -78,7 +78,7 @@ def predict_number(request: Request, item: Item = Depends(single_body)) -> Respo
 )
 def explain_digit(request: Request, item: Item = Depends(single_body)) -> Response:
     """One digit, as for `/api/predict`: the 28×28 saliency of the model's top digit over the image it saw."""
-    from digitrec.explain import occlusion
+    from digitrec.inference.explain import occlusion
 
     predictor = _predictor(request)
     x = to_model_input(item, settings_of(request))

@@ -15,10 +15,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from digitrec.errors import DigitrecError
-from digitrec.feedback_store import DB_ENV, StoreUnavailable, UnknownPrediction, open_store
+from digitrec.feedback.store import DB_ENV, StoreUnavailable, UnknownPrediction, open_store
 
 if TYPE_CHECKING:
-    from digitrec.feedback_retention import Retention
+    from digitrec.feedback.retention import Retention
 
 log = logging.getLogger("digitrec.web")
 NO_DB = ("off", "none")
@@ -127,7 +127,7 @@ class ServeOptions:
     def retention(self) -> Retention:
         """The --retain policy; each worker prunes with it (the passes are idempotent: after the first, the
         others of a minute find nothing to delete)."""
-        from digitrec.feedback_retention import parse_retain
+        from digitrec.feedback.retention import parse_retain
 
         return parse_retain(self.retain)
 
@@ -204,7 +204,7 @@ def install(app: FastAPI, options: ServeOptions) -> None:
 
 def start(app: FastAPI) -> None:
     """Lifespan start, after the primary model is loaded: the store and the candidate model."""
-    from digitrec.predictor import load_model
+    from digitrec.inference.predictor import load_model
     from digitrec.web.observability import set_model_info
 
     options: ServeOptions = app.state.options
@@ -220,7 +220,7 @@ def start(app: FastAPI) -> None:
     app.state.pruner = None
     retention = options.retention()
     if app.state.store is not None and retention.active:
-        from digitrec.feedback_retention import Pruner
+        from digitrec.feedback.retention import Pruner
 
         app.state.pruner = Pruner(app.state.store, retention)
         app.state.pruner.start()

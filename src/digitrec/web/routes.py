@@ -20,8 +20,8 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from digitrec.predictor import Prediction, Predictor
-from digitrec.preprocess import locate
+from digitrec.inference.predictor import Prediction, Predictor
+from digitrec.inference.preprocess import locate
 from digitrec.web.inputs import (
     FORMATS,
     Item,

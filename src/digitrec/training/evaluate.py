@@ -69,8 +69,8 @@ def resolve_model_path(path: Path) -> tuple[Path, Path | None]:
 def evaluate_model(path: Path, *, out_dir: Path | None = None, data_dir: Path | None = None,
                    plots: bool = True) -> dict:
     """Score a run folder or ONNX file on the 10k test set; write metrics.json and the report plots."""
-    from digitrec import data as mnist
-    from digitrec.predictor import load_model
+    from digitrec.inference.predictor import load_model
+    from digitrec.training import data as mnist
 
     onnx, run = resolve_model_path(path)
     out_dir = out_dir or run or onnx.parent
@@ -88,7 +88,7 @@ def evaluate_model(path: Path, *, out_dir: Path | None = None, data_dir: Path | 
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     if plots:
-        from digitrec import report
+        from digitrec.training import report
 
         report.plot_confusion(np.array(metrics["confusion_matrix"]), out_dir / "confusion_matrix.png")
         report.plot_misclassified(ds.test_images[wrong], ds.test_labels[wrong], pred[wrong],
@@ -100,8 +100,8 @@ def evaluate_model(path: Path, *, out_dir: Path | None = None, data_dir: Path | 
 
 def val_accuracy(onnx: Path, data_dir: Path | None = None) -> float:
     """Accuracy on the 6k validation split: what choices between models may look at."""
-    from digitrec import data as mnist
-    from digitrec.predictor import load_model
+    from digitrec.inference.predictor import load_model
+    from digitrec.training import data as mnist
 
     ds = mnist.load_mnist(data_dir)
     val = mnist.stratified_split(ds.train_labels).val

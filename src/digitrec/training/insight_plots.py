@@ -69,7 +69,7 @@ def mean_saliency_per_class(model: Any, images: np.ndarray, labels: np.ndarray,
                             per_class: int = 20) -> tuple[np.ndarray, np.ndarray]:
     """(10, 28, 28) mean occlusion saliency of the first `per_class` images of each class that the model
     gets right, and (10, 28, 28) the mean of those images. `model` has `predict_proba` (a Predictor)."""
-    from digitrec.explain import occlusion
+    from digitrec.inference.explain import occlusion
 
     x = np.asarray(images)
     x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)

@@ -16,7 +16,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from digitrec import data as mnist
+from digitrec.training import data as mnist
 
 INPUT_CONTRACT = {
     "name": "image", "dtype": "float32", "shape": ["N", 1, 28, 28], "range": [0.0, 1.0],
@@ -60,10 +60,10 @@ def write_json(path: Path, obj: dict) -> None:
 
 def write_run_folder(result, cfg, *, device: str, seconds: float, data_dir: Path | None = None) -> dict:
     """Everything after the last epoch: weights, config, summary, ONNX, test metrics, plots, model card."""
-    from digitrec import report
-    from digitrec.evaluate import evaluate_model
-    from digitrec.export import export_onnx, save_weights
-    from digitrec.models import count_parameters
+    from digitrec.training import report
+    from digitrec.training.evaluate import evaluate_model
+    from digitrec.training.export import export_onnx, save_weights
+    from digitrec.training.models import count_parameters
 
     out: Path = result.out
     model = result.model
@@ -102,9 +102,9 @@ def write_run_folder(result, cfg, *, device: str, seconds: float, data_dir: Path
 def write_insight(out: Path, *, data_dir: Path | None = None, smoke: bool = False) -> dict:
     """The exported model's first-layer filters and mean saliency per class (on validation images), and its
     calibration (returned, for the card). Smoke runs (--limit) fit and plot on fewer images: seconds, not tens."""
-    from digitrec.calibrate import calibrate_model
-    from digitrec.insight_plots import plot_first_layer_filters, plot_mean_saliency_per_class
-    from digitrec.predictor import load_model
+    from digitrec.inference.predictor import load_model
+    from digitrec.training.calibrate import calibrate_model
+    from digitrec.training.insight_plots import plot_first_layer_filters, plot_mean_saliency_per_class
 
     onnx = out / "model.onnx"
     plot_first_layer_filters(onnx, out / "first_layer_filters.png")

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from digitrec.errors import DigitrecError
+from digitrec.inference.rules import Rules
 from digitrec.paths import BUNDLED_DIR
-from digitrec.rules import Rules
 
 MODEL_ENV = "DIGITREC_MODEL"
 """Environment variable naming the model `load_model()` uses when given no path (also how `serve`
@@ -248,7 +248,7 @@ class Predictor:
 
     def predict_images(self, sources: Iterable[Any]) -> list[Prediction]:
         """Preprocess each source, then run all non-blank ones through the model in one batch."""
-        from digitrec.preprocess import to_mnist
+        from digitrec.inference.preprocess import to_mnist
 
         return self.predict_mnist([to_mnist(s) for s in sources])
 

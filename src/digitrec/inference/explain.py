@@ -62,7 +62,7 @@ def explain(model: Any, source: Any) -> Explanation:
     """An image (path, bytes, PIL, photo array) or an MNIST-form (28, 28) array in [0, 1] -> Explanation.
 
     Images go through `to_mnist` like every prediction; a blank one has nothing to explain (digit None)."""
-    from digitrec.preprocess import to_mnist
+    from digitrec.inference.preprocess import to_mnist
 
     arr = np.asarray(source) if isinstance(source, np.ndarray) else None
     if arr is not None and arr.shape == (28, 28) and arr.dtype != np.uint8 and arr.max(initial=0) <= 1.0:

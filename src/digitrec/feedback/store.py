@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from digitrec.errors import DigitrecError
-from digitrec.feedback_schema import migrate
+from digitrec.feedback.schema import migrate
 
 DB_ENV = "DIGITREC_DB"
 DATA_DIR_ENV = "DIGITREC_DATA_DIR"
@@ -322,7 +322,7 @@ def feedback_samples(
 def write_idx(out: Path, images: np.ndarray, labels: np.ndarray) -> None:
     """Two MNIST-style IDX files in `out`: the 28x28 inputs the model saw (already MNIST form), so
     `digitrec train --extra-data out` can append them to the training tensor as they are."""
-    from digitrec.data import encode_idx, write_atomic
+    from digitrec.training.data import encode_idx, write_atomic
 
     write_atomic(Path(out) / IMAGES_FILE, encode_idx(images))
     write_atomic(Path(out) / LABELS_FILE, encode_idx(labels))
@@ -337,7 +337,7 @@ def export_idx(store: FeedbackStore, out: Path, only_wrong: bool = False, max_pe
 
 def read_idx_pair(folder: Path) -> tuple[np.ndarray, np.ndarray]:
     """The (N, 28, 28) uint8 images and (N,) labels `export_idx` wrote, checked for shape and range."""
-    from digitrec.data import DataError, decode_idx
+    from digitrec.training.data import DataError, decode_idx
 
     folder = Path(folder)
     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from digitrec import document
+from digitrec.inference import document
 
 
 def ink_up(g: np.ndarray) -> np.ndarray:

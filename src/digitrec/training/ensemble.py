@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from digitrec.errors import DigitrecError
-from digitrec.models import Ensemble
+from digitrec.training.models import Ensemble
 
 
 def member_dir(out: Path, seed: int) -> Path:
@@ -30,7 +30,7 @@ def finished_card(run: Path, cfg) -> dict | None:
     card_path, config_path = run / "model_card.json", run / "config.json"
     if not (card_path.is_file() and config_path.is_file()):
         return None
-    from digitrec.train import same_recipe
+    from digitrec.training.loop import same_recipe
 
     if not same_recipe(json.loads(config_path.read_text())["recipe"], cfg):
         return None
@@ -41,7 +41,7 @@ def train_member(cfg, path: Path, *, device: str = "auto", resume: bool = False,
                  reporter=None) -> dict | None:
     """The card of the member at `path`: reused if it finished with this recipe, else trained (from its last
     checkpoint when `resume` and there is one)."""
-    from digitrec.train import run
+    from digitrec.training.loop import run
 
     card = finished_card(path, cfg)
     if card is None:
@@ -119,11 +119,11 @@ def member_summary(runs: list[Path], cards: list[dict], out: Path) -> tuple[list
 
 def write_ensemble_folder(out: Path, recipe: dict, runs: list[Path], cards: list[dict], *, device: str,
                           data_dir: Path | None = None) -> dict:
-    from digitrec import data as mnist
-    from digitrec.artifacts import build_model_card, command_line, git_commit, library_versions, write_json
-    from digitrec.calibrate import calibrate_model
-    from digitrec.evaluate import evaluate_model, val_accuracy
-    from digitrec.export import export_onnx, load_run_model
+    from digitrec.training import data as mnist
+    from digitrec.training.calibrate import calibrate_model
+    from digitrec.training.evaluate import evaluate_model, val_accuracy
+    from digitrec.training.export import export_onnx, load_run_model
+    from digitrec.training.runs import build_model_card, command_line, git_commit, library_versions, write_json
 
     (out / "model_card.json").unlink(missing_ok=True)
     model = Ensemble([load_run_model(r) for r in runs])

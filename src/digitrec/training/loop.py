@@ -24,12 +24,12 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from digitrec import data as mnist
-from digitrec import negatives
-from digitrec.augment import random_affine
 from digitrec.errors import DigitrecError
-from digitrec.models import build_model
-from digitrec.recipes import PRESETS, TrainConfig, resolve_config, same_recipe  # noqa: F401 - re-exported
+from digitrec.training import data as mnist
+from digitrec.training import negatives
+from digitrec.training.augment import random_affine
+from digitrec.training.models import build_model
+from digitrec.training.recipes import PRESETS, TrainConfig, resolve_config, same_recipe  # noqa: F401 - re-exported
 
 NEGATIVE_POOL = 20_000
 LOG_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
@@ -77,6 +77,11 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def cuda_device_name() -> str | None:
+    """The GPU training would use (`digitrec doctor` reports it), or None when torch sees none."""
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+
+
 def to_tensor(images: np.ndarray) -> torch.Tensor:
     """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28) in [0, 1]."""
     return torch.from_numpy(np.array(images, dtype=np.uint8)).float().div_(255).unsqueeze(1)
@@ -120,7 +125,7 @@ def teacher_targets(run: Path, x: torch.Tensor, cfg: TrainConfig, device: torch.
     """The teacher's probabilities (at the distillation temperature) on each training image, computed once
     on the un-augmented image: an augmented view keeps its source's soft label, which costs one teacher pass
     per run instead of one per step."""
-    from digitrec.export import load_run_model
+    from digitrec.training.export import load_run_model
 
     teacher = load_run_model(run).to(device, memory_format=torch.channels_last)
     return (evaluate_logits(teacher, x, device) / cfg.distill_temperature).softmax(1)
@@ -242,7 +247,7 @@ def train(
     train_idx = split.train[: cfg.limit] if cfg.limit else split.train
     x_train, y_train = to_tensor(ds.train_images[train_idx]), torch.from_numpy(ds.train_labels[train_idx])
     if cfg.extra_data:  # appended to the training tensor only: validation and test stay pure MNIST
-        from digitrec.feedback_store import read_idx_pair
+        from digitrec.feedback.store import read_idx_pair
 
         extra_x, extra_y = read_idx_pair(Path(cfg.extra_data))
         x_train = torch.cat([x_train, to_tensor(extra_x)])
@@ -334,7 +339,7 @@ def is_tty() -> bool:
 def run(cfg: TrainConfig, out: Path, *, device: str = "auto", resume: bool = False,
         data_dir: Path | None = None, reporter=None) -> dict | None:
     """Train, then (on the main process) write the whole run folder; returns the model card."""
-    from digitrec.artifacts import write_run_folder
+    from digitrec.training.runs import write_run_folder
 
     result = train(cfg, out, device=device, resume=resume, data_dir=data_dir, reporter=reporter)
     try:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, replace
 
-from digitrec.augment import AugmentConfig
 from digitrec.errors import DigitrecError
-from digitrec.models import ModelConfig
+from digitrec.training.augment import AugmentConfig
+from digitrec.training.models import ModelConfig
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class TrainConfig:
     teacher: str | None = None  # run folder (an ensemble, usually) whose soft labels the student also learns
     distill_alpha: float = 0.5  # weight of the teacher's soft labels; 1 - alpha goes to the true labels
     distill_temperature: float = 1.0  # teachers trained with label smoothing are soft already: no extra heat
-    negatives: bool = False  # outlier exposure (digitrec.negatives): non-digits pushed towards a uniform softmax
+    negatives: bool = False  # outlier exposure (training/negatives.py): non-digits pushed towards a uniform softmax
     negatives_weight: float = 0.5  # weight of their loss; each batch gets half as many negatives as digits
 
     def model_config(self) -> ModelConfig:

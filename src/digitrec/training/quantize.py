@@ -24,7 +24,7 @@ CALIBRATION_SEED = 7
 
 def calibration_images(data_dir: Path | None = None, n: int = CALIBRATION_IMAGES) -> np.ndarray:
     """n training-split images, class-balanced by a seeded draw: float32 (n, 1, 28, 28) in [0, 1]."""
-    from digitrec import data as mnist
+    from digitrec.training import data as mnist
 
     ds = mnist.load_mnist(data_dir)
     train = mnist.stratified_split(ds.train_labels).train
@@ -62,7 +62,7 @@ def quantize_onnx(fp32: Path, out: Path, images: np.ndarray, batch: int = 100) -
 
 def images_per_second(onnx: Path, images: np.ndarray, repeats: int = 3) -> float:
     """Best of `repeats` passes over the images in batches of 1000, one thread (the serving setting)."""
-    from digitrec.predictor import load_model
+    from digitrec.inference.predictor import load_model
 
     model = load_model(onnx, verify=False)
     model.predict_proba(images[:1000])  # warm-up
@@ -77,10 +77,10 @@ def images_per_second(onnx: Path, images: np.ndarray, repeats: int = 3) -> float
 
 def quantize_run(run: Path, out: Path | None = None, *, data_dir: Path | None = None) -> dict:
     """Quantise RUN/model.onnx into the folder `out` (default RUN/int8); returns the int8 model card."""
-    from digitrec import data as mnist
-    from digitrec.artifacts import command_line, write_json
-    from digitrec.calibrate import calibrate_model
-    from digitrec.evaluate import evaluate_model, val_accuracy
+    from digitrec.training import data as mnist
+    from digitrec.training.calibrate import calibrate_model
+    from digitrec.training.evaluate import evaluate_model, val_accuracy
+    from digitrec.training.runs import command_line, write_json
 
     fp32, card_path = run / "model.onnx", run / "model_card.json"
     if not (fp32.is_file() and card_path.is_file()):

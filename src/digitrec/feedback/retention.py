@@ -66,7 +66,7 @@ class Pruner:
             self._thread.join(timeout=10)
 
     def run_once(self) -> int:
-        from digitrec.feedback_store import StoreUnavailable
+        from digitrec.feedback.store import StoreUnavailable
 
         try:
             n = self.store.prune(self.retention.max_age_s, self.retention.max_rows)

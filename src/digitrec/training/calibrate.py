@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from digitrec.rules import Rules, ink_features, softmax
+from digitrec.inference.rules import Rules, ink_features, softmax
 
 ECE_BINS = 15
 REJECT_FRACTION = 0.005  # low_confidence may reject at most this fraction of validation digits
@@ -124,8 +124,8 @@ def onnx_logits(onnx_path: str | Path, images: np.ndarray, chunk: int = 1024) ->
 
 def synthetic_digits(n: int, seed: int = 2024) -> tuple[np.ndarray, np.ndarray]:
     """n synthetic handwritten digits (all styles) through `to_mnist`: what users send, not MNIST."""
-    from digitrec.preprocess import to_mnist
-    from digitrec.synth import dataset
+    from digitrec.inference.preprocess import to_mnist
+    from digitrec.training.synth import dataset
 
     images, labels = dataset(n, seed=seed)
     arrays = [to_mnist(im) for im in images]
@@ -136,7 +136,7 @@ def synthetic_digits(n: int, seed: int = 2024) -> tuple[np.ndarray, np.ndarray]:
 def calibrate_model(onnx_path: str | Path, *, data_dir: Path | None = None, synthetic: int = 500) -> dict:
     """Fit temperature, rejection threshold and digit-likeness rules for a model on the validation split
     (plus `synthetic` generated handwritten digits). Returns the card's "calibration" entry."""
-    from digitrec.data import load_mnist, stratified_split
+    from digitrec.training.data import load_mnist, stratified_split
 
     mnist = load_mnist(data_dir)
     val = stratified_split(mnist.train_labels).val
@@ -159,7 +159,7 @@ def write_calibration(
     (the command line that asked for it) is recorded, so the card says how its calibration was made."""
     import json
 
-    from digitrec.predictor import CARD_FILE, file_sha256, resolve_model_path
+    from digitrec.inference.predictor import CARD_FILE, file_sha256, resolve_model_path
 
     onnx = resolve_model_path(model)
     card_path = onnx.parent / CARD_FILE

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from digitrec.errors import DigitrecError
-from digitrec.models import Ensemble, ModelConfig, build_model
+from digitrec.training.models import Ensemble, ModelConfig, build_model
 
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
 OPSET = 17

@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from digitrec.document import remove_lines
-from digitrec.images import ImageError, decode_gray
-from digitrec.paper import flatten, ink_up
-from digitrec.preprocess import (
+from digitrec.inference.document import remove_lines
+from digitrec.inference.images import ImageError, decode_gray
+from digitrec.inference.paper import flatten, ink_up
+from digitrec.inference.preprocess import (
     MAX_PIXELS,
     MIN_CONTRAST,
     ImageSource,

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from digitrec.errors import DigitrecError
-from digitrec.segment import NumberResult, read_number
+from digitrec.inference.segment import NumberResult, read_number
 
 WINDOW = "digitrec webcam (q to quit)"
 BORDER = 2  # digits whose box touches the frame's edge are cut off (or are the edge of the sheet): skipped

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from importlib import metadata
 
 from digitrec import paths
+from digitrec.cli.typer_app import app, console, fail
 
 # (import name, distribution name, extra that needs it)
 DEPENDENCIES = [
@@ -63,16 +64,17 @@ def run_checks() -> list[Check]:
 
 def _cuda() -> Check:
     try:
-        import torch
-    except Exception:
+        from digitrec.training.loop import cuda_device_name
+    except Exception:  # torch missing or broken: its own row above says which
         return Check("cuda", True, "n/a (torch not installed)", False)
-    if torch.cuda.is_available():
-        return Check("cuda", True, f"available: {torch.cuda.get_device_name(0)}", False)
+    name = cuda_device_name()
+    if name:
+        return Check("cuda", True, f"available: {name}", False)
     return Check("cuda", True, "not available: training runs on the CPU", False)
 
 
 def _data_cache() -> Check:
-    from digitrec.data import FILES
+    from digitrec.training.data import FILES
 
     folder = paths.cache_dir() / "mnist"
     present = [name for name, _ in FILES.values() if (folder / name).is_file()]
@@ -83,7 +85,7 @@ def _data_cache() -> Check:
 
 def _bundled_model() -> Check:
     try:
-        from digitrec.predictor import load_model
+        from digitrec.inference.predictor import load_model
 
         model = load_model()
         acc = model.card.get("test_accuracy")
@@ -93,3 +95,21 @@ def _bundled_model() -> Check:
         return Check("bundled model", True, f"not checked: {exc.name} missing (install digitrec[serve])", False)
     except Exception as exc:
         return Check("bundled model", False, str(exc), True)
+
+
+@app.command(name="doctor")
+def doctor_command() -> None:
+    """Check the environment: Python, dependencies, CUDA, data cache, bundled model."""
+    from rich.table import Table
+
+    checks = run_checks()
+    table = Table(show_header=True, header_style="bold")
+    for col in ("check", "status", "detail"):
+        table.add_column(col)
+    for c in checks:
+        status = "[green]ok[/]" if c.ok else ("[red]FAIL[/]" if c.required else "[yellow]missing[/]")
+        table.add_row(c.name, status, c.detail)
+    console.print(table)
+    broken = [c.name for c in checks if not c.ok and c.required]
+    if broken:
+        fail("broken: " + ", ".join(broken))

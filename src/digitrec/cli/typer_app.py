@@ -1,6 +1,6 @@
 """The one Typer app of the `digitrec` command and its output conventions: results on stdout, and a user's
-mistake as one line on stderr with a non-zero exit (`fail`), never a traceback. The commands register on it
-from cli.py and cli_insight.py; this module imports neither, so neither imports the other back.
+mistake as one line on stderr with a non-zero exit (`fail`), never a traceback. Every command module
+of digitrec.cli registers on it; this module imports none of them, so none imports another.
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ def read_test_csv(path: Path) -> np.ndarray:
 
 def write_submission(test_csv: Path, out: Path, model_path: Path | None = None) -> int:
     """Predict every row and write ImageId,Label (ids from 1). Returns the number of rows written."""
-    from digitrec.predictor import load_model
+    from digitrec.inference.predictor import load_model
 
     images = read_test_csv(test_csv)
     labels = load_model(model_path).predict(images)

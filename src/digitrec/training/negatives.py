@@ -2,7 +2,7 @@
 
 A network trained on digits alone answers "7 (93%)" for a letter: nothing ever told it what is not a digit.
 Outlier exposure adds such images to training with a loss that pushes their softmax towards uniform, so the
-calibrated confidence threshold of `digitrec.calibrate` refuses them, while the 10-output ONNX contract stays.
+calibrated confidence threshold of `digitrec.training.calibrate` refuses them, while the 10-output ONNX contract stays.
 
 The negatives are letters and symbols rendered from the machine's fonts (random size, slant, rotation, stretch
 and pen width), random scribbles and shapes, each put through `to_mnist` exactly as a user's image is. Glyphs
@@ -160,7 +160,7 @@ def warp(im: Image.Image, rng: np.random.Generator, alpha: float = 0.08) -> Imag
 
 def negatives(n: int, seed: int = 0) -> np.ndarray:
     """n non-digits in MNIST form: (n, 28, 28) uint8, white ink on black, each through `to_mnist`."""
-    from digitrec.preprocess import to_mnist
+    from digitrec.inference.preprocess import to_mnist
 
     fonts = train_fonts()
     if not fonts:
@@ -204,7 +204,7 @@ def image_path_views(x: torch.Tensor) -> torch.Tensor:
     image (a blank result keeps the original). Every negative has that look, so the digits must have it too,
     or the network learns "looks preprocessed = not a digit" and refuses real digits sent as files (a first
     run without these views refused 2.3 % of MNIST test digits sent as PNG files, 0.9 % as arrays)."""
-    from digitrec.preprocess import to_mnist
+    from digitrec.inference.preprocess import to_mnist
 
     arrays = np.uint8(np.clip(x[:, 0].numpy() * 255 + 0.5, 0, 255))
     out = x.clone()
@@ -234,7 +234,7 @@ class Exposure:
 
     def draw(self, k: int, augment, generator: torch.Generator) -> torch.Tensor:
         """k negatives picked at random from the pool, augmented exactly as the digits are (one resampling)."""
-        from digitrec.augment import random_affine
+        from digitrec.training.augment import random_affine
 
         idx = torch.randint(len(self.pool), (k,), generator=generator)
         return random_affine(self.pool[idx.to(self.pool.device)], augment, generator=generator)

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from digitrec import document
-from digitrec.components import piece_sizes, run_components, runs
-from digitrec.images import (
+from digitrec.inference import document
+from digitrec.inference.components import piece_sizes, run_components, runs
+from digitrec.inference.images import (
     MAX_PIXELS,
     ImageError,
     ImageSource,
@@ -27,9 +27,9 @@ from digitrec.images import (
     open_image,
     open_with_side,
 )
-from digitrec.paper import flatten, paper_level, polarity, thumb
+from digitrec.inference.paper import flatten, paper_level, polarity, thumb
 
-# Decoding lives in digitrec.images; its names are re-exported for callers of this module.
+# Decoding lives in digitrec.inference.images; its names are re-exported for callers of this module.
 __all__ = ["BOX", "MAX_PIXELS", "STROKE", "ImageError", "ImageSource", "locate", "open_image", "stroke_width",
            "to_gray", "to_mnist"]
 

@@ -1,7 +1,6 @@
-"""The `digitrec` command. Each handler parses, calls one library function, prints.
+"""The training half's commands: data, train, ensemble, export (+ int8), evaluate and the Kaggle submission.
 
-Heavy imports (torch, onnxruntime, fastapi) live inside the handlers so that `digitrec --help`
-is instant and a serve-only install never touches the training half.
+torch and the training modules are imported inside the handlers, so `digitrec --help` stays instant.
 """
 
 from __future__ import annotations
@@ -11,19 +10,8 @@ from pathlib import Path
 
 import typer
 
-from digitrec.cli_app import OptPath, app, console, err_console, fail
+from digitrec.cli.typer_app import OptPath, app, console, fail
 from digitrec.errors import DigitrecError
-
-
-def main() -> None:
-    try:
-        app()
-    except DigitrecError as exc:  # raised outside a handler's own try (e.g. in a callback)
-        err_console.print(f"error: {exc}", highlight=False, soft_wrap=True)
-        sys.exit(1)
-
-
-# ---------------------------------------------------------------- training half
 
 
 @app.command()
@@ -33,7 +21,7 @@ def data(
     """Fetch MNIST, verify it against the canonical md5s, and cache it."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from digitrec import data as mnist
+    from digitrec.training import data as mnist
 
     # The work is a handful of stages of unknown length (a download, a conversion): a pulsing bar that names
     # the current stage says more than a percentage would.
@@ -112,8 +100,8 @@ def train(
                                                   help="Weight of the negatives' loss (default 0.5)."),
 ) -> None:
     """Train a model and write a complete run folder (ONNX, weights, metrics, plots, model card)."""
-    from digitrec.ensemble import train_ensemble
-    from digitrec.train import resolve_config, run
+    from digitrec.training.ensemble import train_ensemble
+    from digitrec.training.loop import resolve_config, run
 
     if device not in ("auto", "cpu", "cuda"):
         fail(f"--device must be auto, cpu or cuda, not {device!r}")
@@ -152,7 +140,7 @@ def ensemble(
     data_dir: OptPath = typer.Option(None, "--data-dir", help="Folder with the four MNIST files."),
 ) -> None:
     """Average finished runs of different recipes into one ONNX: members that differ more err less together."""
-    from digitrec.ensemble import combine
+    from digitrec.training.ensemble import combine
 
     try:
         card = combine(runs, out, data_dir=data_dir)
@@ -173,14 +161,14 @@ def export(
     data_dir: OptPath = typer.Option(None, "--data-dir", help="Folder with the four MNIST files."),
 ) -> None:
     """Export a run's weights to ONNX and check ONNX Runtime against torch; --int8 quantises it too."""
-    from digitrec.export import export_run
+    from digitrec.training.export import export_run
 
     try:
         if not int8 or not (run / "model.onnx").is_file():
             path, diff = export_run(run, None if int8 else out)
             console.print(f"wrote {path} (max |onnxruntime - torch| = {diff:.1e})")
         if int8:
-            from digitrec.quantize import quantize_run
+            from digitrec.training.quantize import quantize_run
 
             card = quantize_run(run, out, data_dir=data_dir)
     except DigitrecError as exc:
@@ -202,7 +190,7 @@ def evaluate(
     """Test accuracy and the per-class table on the 10k test set; regenerates the report plots."""
     import json
 
-    from digitrec.evaluate import evaluate_model, format_table
+    from digitrec.training.evaluate import evaluate_model, format_table
 
     try:
         metrics = evaluate_model(model, data_dir=data_dir)
@@ -221,153 +209,10 @@ def submit(
     model: OptPath = typer.Option(None, help="Run folder or .onnx (default: the bundled model)."),
 ) -> None:
     """Write a Kaggle Digit Recognizer submission."""
-    from digitrec.kaggle import write_submission
+    from digitrec.training.kaggle import write_submission
 
     try:
         n = write_submission(test, out, model)
     except DigitrecError as exc:
         fail(str(exc))
     console.print(f"wrote {n} predictions to {out}")
-
-
-@app.command()
-def doctor() -> None:
-    """Check the environment: Python, dependencies, CUDA, data cache, bundled model."""
-    from rich.table import Table
-
-    from digitrec.doctor import run_checks
-
-    checks = run_checks()
-    table = Table(show_header=True, header_style="bold")
-    for col in ("check", "status", "detail"):
-        table.add_column(col)
-    for c in checks:
-        status = "[green]ok[/]" if c.ok else ("[red]FAIL[/]" if c.required else "[yellow]missing[/]")
-        table.add_row(c.name, status, c.detail)
-    console.print(table)
-    broken = [c.name for c in checks if not c.ok and c.required]
-    if broken:
-        fail("broken: " + ", ".join(broken))
-
-
-@app.command()
-def predict(
-    files: list[Path] = typer.Argument(..., help="Images (PNG, JPEG, WebP, BMP, GIF), one digit each."),
-    model: OptPath = typer.Option(None, "--model", "-m", help="Run folder or .onnx (default: bundled)."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object per file instead of text."),
-    number: bool = typer.Option(False, "--number", help="Each image holds a number of several digits."),
-) -> None:
-    """Recognise the digit in each image: `file: 7 (99.8%)`, or `file: no digit` for a blank one."""
-
-    from digitrec.predictor import load_model
-
-    try:
-        predictor = load_model(model)
-    except DigitrecError as exc:
-        fail(str(exc))
-    line = _number_line if number else _digit_line
-    _for_each_file(files, lambda path: line(predictor, path, as_json))
-
-
-def _for_each_file(files: list[Path], line_for) -> None:
-    """One output line per readable file; for the others a clear error on stderr, then a non-zero exit."""
-    failed = 0
-    for path in files:
-        try:
-            text = line_for(path)
-        except DigitrecError as exc:  # unreadable, empty, truncated or too large: say so, go on
-            err_console.print(f"{path}: error: {exc}", highlight=False, soft_wrap=True, markup=False)
-            failed += 1
-            continue
-        typer.echo(text)
-    if failed:
-        fail(f"{failed} of {len(files)} file(s) could not be read.")
-
-
-def _digit_line(predictor, path: Path, as_json: bool) -> str:
-    """`file: 7 (99.8%)`, `file: no digit (reason)`, or the same as JSON."""
-    import json
-
-    p = predictor.predict_image(path)
-    if as_json:
-        return json.dumps({"file": str(path), "digit": p.digit, "confidence": round(p.confidence, 6),
-                           "probabilities": [round(v, 6) for v in p.probabilities], "reason": p.reason})
-    if p.digit is None:
-        return f"{path}: no digit" + ("" if p.is_blank else f" ({p.reason.replace('_', ' ')})")
-    return f"{path}: {p.digit} ({p.confidence:.1%})"
-
-
-def _number_line(predictor, path: Path, as_json: bool) -> str:
-    """`predict --number`: `file: 2024 (97.1%)`, or JSON with the digits' boxes."""
-    import json
-
-    from digitrec.segment import read_number
-
-    result = read_number(predictor, path)
-    if as_json:
-        return json.dumps({"file": str(path), **result.to_dict()})
-    if not result.number:
-        return f"{path}: no digits"
-    return f"{path}: {result.number} ({result.confidence:.1%})"
-
-
-@app.command()
-def serve(
-    host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0 for all)."),
-    port: int = typer.Option(8000, envvar="PORT", help="TCP port ($PORT, as Cloud Run and Heroku set it)."),
-    model: OptPath = typer.Option(None, "--model", "-m", help="Run folder or .onnx (default: bundled)."),
-    workers: int = typer.Option(1, min=1, envvar="WEB_CONCURRENCY",
-                                help="Worker processes (each loads its own copy of the model)."),
-    db: str | None = typer.Option(None, "--db", envvar="DIGITREC_DB",
-                                  help="Feedback store: sqlite:///file.db, postgresql://..., or off "
-                                       "(default: SQLite under $DIGITREC_DATA_DIR or ~/.local/share/digitrec)."),
-    rate_limit: str | None = typer.Option(None, "--rate-limit", envvar="DIGITREC_RATE_LIMIT",
-                                          help="Per-client limit, e.g. 20/second, or off (default: off)."),
-    cors_origin: list[str] = typer.Option([], "--cors-origin", help="Allow this origin (repeatable; off)."),
-    candidate: OptPath = typer.Option(None, "--candidate", help="A/B: a second model for a share of clients."),
-    candidate_share: float = typer.Option(0.1, "--candidate-share", min=0.0, max=1.0,
-                                          help="Share of clients (by a stable hash) the candidate answers."),
-    access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="JSON access log on stderr."),
-    rate_limit_storage: str | None = typer.Option(
-        None, "--rate-limit-storage", envvar="DIGITREC_RATE_LIMIT_STORAGE",
-        help="Where the rate limit counts: redis://HOST:PORT shares it across workers and replicas "
-             "(default: memory, per worker)."),
-    forwarded_allow_ips: str | None = typer.Option(
-        None, "--forwarded-allow-ips", envvar="FORWARDED_ALLOW_IPS",
-        help="Proxies whose X-Forwarded-For is believed, comma-separated IPs/networks (default 127.0.0.1)."),
-    retain: str | None = typer.Option(None, "--retain", envvar="DIGITREC_RETAIN",
-                                      help="Keep stored predictions this long (30d, 12h) or this many (100000); "
-                                           "pruned in the background (default: forever)."),
-    max_heavy: int = typer.Option(8, "--max-heavy", min=1, envvar="DIGITREC_MAX_HEAVY",
-                                  help="Heavy requests (predict, batch, number, explain) in flight per worker; "
-                                       "beyond, 503 + Retry-After."),
-    heavy_wait: float = typer.Option(1.0, "--heavy-wait", min=0.0, envvar="DIGITREC_HEAVY_WAIT",
-                                     help="Seconds a heavy request beyond --max-heavy waits for a slot."),
-    header_timeout: float = typer.Option(10.0, "--header-timeout", min=0.1, envvar="DIGITREC_HEADER_TIMEOUT",
-                                         help="Seconds a client has to send a request's headers."),
-    body_timeout: float = typer.Option(30.0, "--body-timeout", min=0.1, envvar="DIGITREC_BODY_TIMEOUT",
-                                       help="Seconds a client has to send a request's body (then 408)."),
-    http: str = typer.Option("auto", "--http", envvar="DIGITREC_HTTP",
-                             help="HTTP parser: auto (httptools when installed), h11 or httptools."),
-) -> None:
-    """Serve the drawing page and the REST API (OpenAPI docs at /docs, metrics at /metrics)."""
-    try:
-        from digitrec.web.app import serve as run_server
-        from digitrec.web.production import ServeOptions
-    except ImportError as exc:
-        fail(f"serving needs the web extras ({exc.name} is missing): pip install 'digitrec[serve]'.")
-    if rate_limit and rate_limit.strip().lower() in ("off", "none", "0"):
-        rate_limit = None  # the image sets DIGITREC_RATE_LIMIT; this turns it off
-    options = ServeOptions(db=db, rate_limit=rate_limit, cors_origins=tuple(cors_origin),
-                           candidate=str(candidate) if candidate else None, candidate_share=candidate_share,
-                           access_log=access_log, rate_limit_storage=rate_limit_storage,
-                           forwarded_allow_ips=forwarded_allow_ips, retain=retain, max_heavy=max_heavy,
-                           heavy_wait=heavy_wait, header_timeout=header_timeout, body_timeout=body_timeout, http=http)
-    try:
-        run_server(host=host, port=port, model=model, workers=workers, options=options)
-    except DigitrecError as exc:
-        fail(str(exc))
-
-
-# The calibration, explanation, webcam and feedback commands live in their own module.
-from digitrec import cli_insight  # noqa: E402,F401 - registers its commands on `app`

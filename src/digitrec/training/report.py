@@ -51,7 +51,7 @@ def layer_table(model) -> list[dict]:
 
 def model_summary(model) -> str:
     """The Keras-style table: layers with output shapes and parameters, then the totals."""
-    from digitrec.models import count_parameters
+    from digitrec.training.models import count_parameters
 
     rows = layer_table(model)
     trainable, total = count_parameters(model)
