@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from digitrec.training.augment import AugmentConfig
-from digitrec.training.loop import PRESETS, TrainConfig
+from digitrec.training.recipes import PRESETS, TrainConfig
 
 BEST = PRESETS["best"]
 STRONGER = AugmentConfig(rotation_deg=15, shift=0.12, zoom=0.15, shear_deg=15)

@@ -71,14 +71,6 @@ class Prediction:
 BLANK = Prediction(digit=None, confidence=0.0, probabilities=(0.0,) * 10, input=None, reason="blank")
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def resolve_model_path(path: str | os.PathLike[str] | None = None) -> Path:
     """None -> $DIGITREC_MODEL or the bundled model; a folder -> its model.onnx; a file -> itself."""
     if path is None:

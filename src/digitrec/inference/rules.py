@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from digitrec.inference.components import piece_sizes
+
 REASONS = ("blank", "not_digit_like", "low_confidence")
 
 
@@ -26,8 +28,6 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
 
 def ink_features(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per 28x28 image: mean ink (0..1) and the number of ink pieces (> 0.5, at least 3 pixels)."""
-    from digitrec.inference.components import piece_sizes  # vectorised: this runs on every prediction
-
     x = np.asarray(images, np.float32).reshape(-1, 28, 28)
     if x.size and x.max() > 1.0:
         x = x / 255.0
