@@ -135,3 +135,9 @@ def test_data_command_verifies_a_given_folder_and_fills_the_cache(mnist_cache, t
     assert proc.returncode == 0, proc.stderr
     assert "verified" in proc.stdout
     assert len(list((tmp_path / "cache" / "mnist").iterdir())) == 4
+
+
+def test_old_preset_name_seed_still_works_with_a_deprecation_warning():
+    proc = digitrec("train", "--preset", "seed", "--device", "tpu")
+    assert "--preset seed is deprecated, use --preset reference" in proc.stderr
+    assert_clean_failure(proc, "--device must be auto, cpu or cuda")
