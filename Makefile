@@ -36,7 +36,7 @@ test: setup-dev
 	$(PY) -m pytest
 
 # The image (.ci/build-image: podman needs a base made once from Debian, see docs/production.md). The smoke test
-# draws its digit with digitrec.synth, so it runs with the serve venv's Python.
+# draws its digit with digitrec.training.synth, so it runs with the serve venv's Python.
 IMAGE ?= digitrec:latest
 image:
 	IMAGE=$(IMAGE) .ci/build-image
@@ -65,7 +65,7 @@ frontier: setup-dev
 	$(VENV)/bin/digitrec ensemble runs/best-ls0 runs/students --out runs/mix
 	$(VENV)/bin/digitrec train --preset student --teacher runs/best --out runs/student
 	$(VENV)/bin/digitrec train --preset student --out runs/student-alone
-	$(VENV)/bin/digitrec train --preset seed --out runs/seed-seed0
+	$(VENV)/bin/digitrec train --preset reference --out runs/reference-seed0
 	$(VENV)/bin/digitrec train --preset vit --out runs/vit
 	$(VENV)/bin/digitrec export runs/best/members/seed-0 --int8
 

@@ -8,7 +8,7 @@ exactly as `digitrec calibrate` does (MNIST validation split + synthetic handwri
 that played no part in the fit: the MNIST test set (as 28x28 arrays, and as PNG files through the image
 path), synthetic handwriting from another seed, and generated non-digits, all through the same path as a
 user's image (`to_mnist` -> model -> rules). The letters are in DejaVu Sans, a font family that
-`digitrec train --negatives` (digitrec.negatives) holds out of training.
+`digitrec train --negatives` (digitrec.training.negatives) holds out of training.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from digitrec.calibrate import Rules, calibrate_model, ece, onnx_logits, softmax, synthetic_digits
-from digitrec.data import load_mnist
-from digitrec.predictor import CARD_FILE, resolve_model_path
-from digitrec.preprocess import to_mnist
+from digitrec.inference.predictor import CARD_FILE, resolve_model_path
+from digitrec.inference.preprocess import to_mnist
+from digitrec.training.calibrate import Rules, calibrate_model, ece, onnx_logits, softmax, synthetic_digits
+from digitrec.training.data import load_mnist
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 # Letters that people (and MNIST) also write as digits: O/0, I/l/1, S/5, Z/2, B/8, b/6, g/q/9, G/6, T/7...

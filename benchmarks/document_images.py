@@ -1,6 +1,6 @@
 """Synthetic real-document images for benchmarks/documents.py: digits and numbers as they come from paper.
 
-Never MNIST, and kept apart from anything trained on: the handwriting comes from digitrec.synth's stroke
+Never MNIST, and kept apart from anything trained on: the handwriting comes from digitrec.training.synth's stroke
 templates (digits) and this module's own stroke templates (letters, symbols) drawn the same way, never from a
 font. Every generator takes a seeded `rng` and returns a PIL image and its truth (a digit, a number string,
 or None for a picture that holds no digit).
@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image, ImageFilter
 
-from digitrec.synth import TEMPLATES, L, S, _draw, _ellipse, _stroke_points
+from digitrec.training.synth import TEMPLATES, L, S, _draw, _ellipse, _stroke_points
 
 Strokes = list[np.ndarray]
 

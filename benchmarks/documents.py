@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import document_images as docs  # noqa: E402
 from _legacy import LEGACY_REV, legacy  # noqa: E402
 
-from digitrec.predictor import load_model  # noqa: E402
-from digitrec.preprocess import to_gray, to_mnist  # noqa: E402
-from digitrec.segment import read_number  # noqa: E402
+from digitrec.inference.predictor import load_model  # noqa: E402
+from digitrec.inference.preprocess import to_gray, to_mnist  # noqa: E402
+from digitrec.inference.segment import read_number  # noqa: E402
 
 
 def naive(image: Image.Image) -> np.ndarray:

@@ -9,7 +9,7 @@ ratio of N workers to 1 worker at each client count, measured in the same run.
     python benchmarks/serve_load.py -c 1 8 --workers 1 2 --json --plot load.png
 
 One server per worker count, warmed up once, then reused for every client count. Each request is a 280x280
-canvas PNG drawn by digitrec.synth (the page's kind of input), so every request runs the full path: decode,
+canvas PNG drawn by digitrec.training.synth (the page's kind of input), so every request runs the full path: decode,
 preprocess, inference, store insert. The load client runs in this process and shares the CPUs with the server.
 """
 
@@ -58,7 +58,7 @@ def tree_rss_mb(pid: int) -> float:
 
 
 def canvas_bodies(k: int = 50) -> list[bytes]:
-    from digitrec.synth import render
+    from digitrec.training.synth import render
 
     rng = np.random.default_rng(0)
     out = []

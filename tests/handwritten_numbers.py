@@ -1,6 +1,6 @@
 """Multi-digit numbers drawn with one pen, as a person writes them on the page or on paper.
 
-Each digit's strokes come from `digitrec.synth.stroke_path` (random shape, slant and pen path), scaled to a
+Each digit's strokes come from `digitrec.training.synth.stroke_path` (random shape, slant and pen path), scaled to a
 common height and placed left to right with a gap (negative: touching/overlapping digits).
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from digitrec.synth import stroke_path
+from digitrec.training.synth import stroke_path
 
 
 def number_strokes(

@@ -147,7 +147,7 @@ def files_for(case: Case) -> list[tuple[str, tuple[str, bytes]]]:
 def phone_photo(width: int = 4000, height: int = 3000) -> bytes:
     """Not hostile: a 12 Mpx JPEG of a digit on paper with camera-like grain (~3 MB), the largest ordinary
     upload, for comparison."""
-    from digitrec.synth import render
+    from digitrec.training.synth import render
 
     digit = render(4, np.random.default_rng(12), "photo", size=height).convert("L")
     page = Image.new("L", (width, height), 200)

@@ -20,8 +20,8 @@ import pytest
 from PIL import Image
 
 from digitrec import load_model
-from digitrec.preprocess import to_mnist
-from digitrec.synth import render
+from digitrec.inference.preprocess import to_mnist
+from digitrec.training.synth import render
 from live_server import free_port, live_server, stop, wait_ready
 
 

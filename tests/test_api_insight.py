@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from digitrec.synth import render
+from digitrec.training.synth import render
 from handwritten_numbers import draw_number
 from live_server import live_server
 from test_api import assert_client_error, b64, bad_requests, png

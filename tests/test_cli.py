@@ -18,8 +18,8 @@ def tiny_onnx(tmp_path_factory):
     """A random-weight model that honours the ONNX contract (for plumbing, not accuracy)."""
     import torch
 
-    from digitrec.export import export_onnx
-    from digitrec.models import ModelConfig, build_model
+    from digitrec.training.export import export_onnx
+    from digitrec.training.models import ModelConfig, build_model
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("tiny") / "model.onnx"
@@ -135,3 +135,9 @@ def test_data_command_verifies_a_given_folder_and_fills_the_cache(mnist_cache, t
     assert proc.returncode == 0, proc.stderr
     assert "verified" in proc.stdout
     assert len(list((tmp_path / "cache" / "mnist").iterdir())) == 4
+
+
+def test_old_preset_name_seed_still_works_with_a_deprecation_warning():
+    proc = digitrec("train", "--preset", "seed", "--device", "tpu")
+    assert "--preset seed is deprecated, use --preset reference" in proc.stderr
+    assert_clean_failure(proc, "--device must be auto, cpu or cuda")

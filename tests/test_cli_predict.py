@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from digitrec import load_model
-from digitrec.synth import render
+from digitrec.training.synth import render
 
 
 def digitrec(*args: str) -> subprocess.CompletedProcess:

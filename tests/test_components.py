@@ -1,4 +1,5 @@
-"""Connected pieces over row runs (components.py) and the preprocessing steps built on them."""
+"""Connected pieces (components.py: OpenCV's labeller, called 8-connected) and the preprocessing steps built on
+them."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digitrec.components import piece_sizes
-from digitrec.preprocess import _keep_strokes, _spread, to_mnist
-from digitrec.synth import render
+from digitrec.inference.components import piece_sizes
+from digitrec.inference.preprocess import _keep_strokes, _spread, to_mnist
+from digitrec.training.synth import render
 
 
 def _flood_sizes(mask: np.ndarray) -> list[int]:

@@ -13,10 +13,10 @@ import pytest
 from PIL import Image, ImageDraw
 
 from digitrec import load_model
-from digitrec.document import remove_lines
-from digitrec.preprocess import locate, to_mnist
-from digitrec.segment import read_number
-from digitrec.synth import _draw, render, stroke_path
+from digitrec.inference.document import remove_lines
+from digitrec.inference.preprocess import locate, to_mnist
+from digitrec.inference.segment import read_number
+from digitrec.training.synth import _draw, render, stroke_path
 from handwritten_numbers import draw_number
 
 ROOT = Path(__file__).resolve().parents[1]

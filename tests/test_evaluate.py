@@ -1,6 +1,6 @@
 import numpy as np
 
-from digitrec.evaluate import classification_metrics, confusion_matrix, format_table
+from digitrec.training.evaluate import classification_metrics, confusion_matrix, format_table
 
 
 def test_confusion_matrix_counts_true_rows_and_predicted_columns():

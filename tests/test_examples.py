@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from digitrec.synth import render
+from digitrec.training.synth import render
 from live_server import free_port, live_server
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

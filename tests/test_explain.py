@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from digitrec import load_model
-from digitrec.explain import explain, heatmap_png, occlusion
-from digitrec.synth import render
+from digitrec.inference.explain import explain, heatmap_png, occlusion
+from digitrec.training.synth import render
 
 
 class RegionModel:

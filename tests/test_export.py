@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from digitrec.errors import DigitrecError
-from digitrec.export import export_onnx, export_run, load_run_model, save_weights
-from digitrec.models import ModelConfig, build_model
+from digitrec.training.export import export_onnx, export_run, load_run_model, save_weights
+from digitrec.training.models import ModelConfig, build_model
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ def test_weights_round_trip_through_safetensors(run_folder):
 
 
 def test_export_refuses_a_model_that_disagrees_with_torch(tmp_path, monkeypatch):
-    import digitrec.export as export
+    import digitrec.training.export as export
 
     monkeypatch.setattr(export, "parity", lambda *a, **k: 1.0)
     with pytest.raises(DigitrecError, match="disagrees"):

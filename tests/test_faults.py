@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from digitrec.feedback_store import open_store
+from digitrec.feedback.store import open_store
 from live_server import free_port
 from prod_server import ONE_PIXELS, cli_server, start_fails
 from test_feedback_store import fresh_postgres_db, postgres_url

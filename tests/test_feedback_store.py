@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from digitrec.errors import DigitrecError
-from digitrec.feedback_store import (
+from digitrec.feedback.store import (
     Record,
     StoreUnavailable,
     UnknownPrediction,

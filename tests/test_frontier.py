@@ -13,9 +13,10 @@ import torch
 import torch.nn.functional as F
 
 from digitrec import load_model
-from digitrec.calibrate import onnx_logits, softmax
-from digitrec.data import load_mnist
-from digitrec.train import PRESETS, TrainConfig, loss_fn, same_recipe
+from digitrec.training.calibrate import onnx_logits, softmax
+from digitrec.training.data import load_mnist
+from digitrec.training.loop import loss_fn
+from digitrec.training.recipes import PRESETS, TrainConfig, same_recipe
 from test_train import digitrec
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from digitrec.cli import app as cli
 from digitrec.errors import DigitrecError
-from digitrec.feedback_store import StoreUnavailable
+from digitrec.feedback.store import StoreUnavailable
 from digitrec.web.app import create_app
 from digitrec.web.settings import ServeSettings
 from prod_server import ONE_PIXELS

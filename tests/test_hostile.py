@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from digitrec.images import ImageError, ImageTooLarge, UnsupportedImage, read_header
-from digitrec.preprocess import to_mnist
-from digitrec.synth import render
+from digitrec.inference.images import ImageError, ImageTooLarge, UnsupportedImage, read_header
+from digitrec.inference.preprocess import to_mnist
+from digitrec.training.synth import render
 from hostile_inputs import CASES, files_for, heic_like, ico_wrapping_png, jpeg_many_scans, jpeg_with_fill, rle8_bmp
 from live_server import live_server
 

@@ -11,24 +11,24 @@ import pytest
 from PIL import Image
 
 from digitrec import load_model
-from digitrec.predictor import resolve_model_path
+from digitrec.inference.predictor import resolve_model_path
 
 
 def test_first_conv_weights_come_from_the_onnx_file():
-    from digitrec.insight_plots import first_conv_weights
+    from digitrec.training.insight_plots import first_conv_weights
 
     w = first_conv_weights(resolve_model_path(None))
     assert w.ndim == 4 and w.shape[1] == 1 and w.shape[2] == w.shape[3] and np.abs(w).sum() > 0
 
 
 def test_filter_and_saliency_plots_are_written(tmp_path):
-    from digitrec.insight_plots import (
+    from digitrec.inference.preprocess import to_mnist
+    from digitrec.training.insight_plots import (
         mean_saliency_per_class,
         plot_first_layer_filters,
         plot_mean_saliency_per_class,
     )
-    from digitrec.preprocess import to_mnist
-    from digitrec.synth import render
+    from digitrec.training.synth import render
 
     path = plot_first_layer_filters(resolve_model_path(None), tmp_path / "filters.png")
     assert Image.open(path).size[0] > 200

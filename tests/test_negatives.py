@@ -13,8 +13,8 @@ import pytest
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from digitrec import negatives
-from digitrec.preprocess import to_mnist
+from digitrec.inference.preprocess import to_mnist
+from digitrec.training import negatives
 
 
 def test_negatives_are_deterministic_mnist_form_images_with_ink():
@@ -60,7 +60,7 @@ def test_elastic_warps_smoothly_and_keeps_the_shape():
 def test_a_batch_of_negatives_is_resampled_no_more_than_the_digits_are():
     """Without augmentation a drawn negative is a pool image, untouched: a negative blurred by an extra warp
     would teach the network that blur, not shape, means "not a digit"."""
-    from digitrec.augment import AugmentConfig
+    from digitrec.training.augment import AugmentConfig
 
     pool = torch.from_numpy(negatives.negatives(16, seed=2)).float().div(255).unsqueeze(1)
     digits = torch.rand(10, 1, 28, 28)
@@ -104,7 +104,8 @@ def held_out_letters() -> np.ndarray:
 
 @pytest.mark.slow
 def test_a_short_run_with_negatives_learns_to_doubt_letters_it_never_saw(mnist_cache, tmp_path):
-    from digitrec.train import resolve_config, train
+    from digitrec.training.loop import train
+    from digitrec.training.recipes import resolve_config
 
     letters = torch.from_numpy(held_out_letters()).unsqueeze(1)
     confidence, accuracy = {}, {}

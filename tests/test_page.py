@@ -9,7 +9,7 @@ from itertools import pairwise
 import numpy as np
 import pytest
 
-from digitrec.synth import stroke_path
+from digitrec.training.synth import stroke_path
 from live_server import live_server
 
 pytestmark = pytest.mark.browser

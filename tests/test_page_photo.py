@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digitrec.synth import render
+from digitrec.training.synth import render
 from handwritten_numbers import draw_number
 from prod_server import cli_server
 

@@ -12,10 +12,10 @@ import pytest
 from PIL import Image, ImageDraw
 
 from digitrec import load_model
-from digitrec.calibrate import onnx_logits, softmax
+from digitrec.inference.preprocess import to_mnist
 from digitrec.paths import BUNDLED_DIR
-from digitrec.preprocess import to_mnist
-from digitrec.synth import render
+from digitrec.training.calibrate import onnx_logits, softmax
+from digitrec.training.synth import render
 
 
 def with_calibration(tmp_path: Path, calibration: dict | None) -> Path:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image, ImageDraw, ImageOps
 
-from digitrec.preprocess import BOX, ImageError, open_image, to_gray, to_mnist
+from digitrec.inference.preprocess import BOX, ImageError, open_image, to_gray, to_mnist
 
 
 def draw_seven(size: int = 200, box: tuple[int, int, int, int] = (50, 30, 150, 170), width: int = 14):
@@ -293,7 +293,7 @@ def test_to_gray_composites_transparency_on_white():
 
 
 def test_preprocess_does_not_import_torch():
-    code = "import sys, digitrec.preprocess; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, digitrec.inference.preprocess; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

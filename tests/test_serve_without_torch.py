@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from digitrec import load_model
-from digitrec.synth import render
+from digitrec.training.synth import render
 from live_server import free_port, stop, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from digitrec.errors import DigitrecError
-from digitrec.feedback_retention import Pruner, parse_retain
-from digitrec.feedback_store import Record, feedback_samples, open_store
+from digitrec.feedback.retention import Pruner, parse_retain
+from digitrec.feedback.store import Record, feedback_samples, open_store
 from test_feedback_store import fresh_postgres_db, postgres_url
 
 IMG = np.full((28, 28), 0.5, np.float32)

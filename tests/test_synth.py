@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from digitrec import synth
-from digitrec.preprocess import to_gray, to_mnist
+from digitrec.inference.preprocess import to_gray, to_mnist
+from digitrec.training import synth
 
 
 @pytest.mark.parametrize("digit", range(10))

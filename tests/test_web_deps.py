@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from digitrec.paths import BUNDLED_DIR
-from digitrec.synth import render
+from digitrec.training.synth import render
 from digitrec.web.app import create_app
 from digitrec.web.settings import ServeSettings
 from prod_server import ONE_PIXELS

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digitrec.images import Header, ImageError, open_image
-from digitrec.preprocess import to_mnist
-from digitrec.synth import render
+from digitrec.inference.images import Header, ImageError, open_image
+from digitrec.inference.preprocess import to_mnist
+from digitrec.training.synth import render
 
 
 def _encode(im: Image.Image, fmt: str) -> bytes:

@@ -39,7 +39,7 @@ def video(tmp_path_factory) -> str:
 
 
 def test_json_lines_one_per_frame_with_the_number(model, video):
-    from digitrec.webcam import run_webcam
+    from digitrec.cli.webcam import run_webcam
 
     out = io.StringIO()
     n = run_webcam(model, video, window=False, as_json=True, out=out)
@@ -55,7 +55,7 @@ def test_json_lines_one_per_frame_with_the_number(model, video):
 
 
 def test_text_mode_prints_only_changes(model, video):
-    from digitrec.webcam import run_webcam
+    from digitrec.cli.webcam import run_webcam
 
     out = io.StringIO()
     run_webcam(model, video, window=False, as_json=False, out=out, max_frames=5)
@@ -64,7 +64,7 @@ def test_text_mode_prints_only_changes(model, video):
 
 
 def test_annotated_frame_has_boxes(model, video):
-    from digitrec.webcam import annotate, frames
+    from digitrec.cli.webcam import annotate, frames
 
     frame = next(frames(model, video, max_frames=1))
     drawn = annotate(frame)
@@ -75,7 +75,7 @@ def test_annotated_frame_has_boxes(model, video):
 
 
 def test_sources_that_cannot_be_opened_are_one_clear_error(model, tmp_path):
-    from digitrec.webcam import run_webcam
+    from digitrec.cli.webcam import run_webcam
 
     with pytest.raises(DigitrecError, match="does not exist"):
         run_webcam(model, str(tmp_path / "missing.mp4"), window=False)

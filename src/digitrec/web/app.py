@@ -63,7 +63,7 @@ def create_app(model_path: str | os.PathLike[str] | None = None, settings: Serve
 def _lifespan(model_path: str | os.PathLike[str] | None):
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from digitrec.predictor import load_model
+        from digitrec.inference.predictor import load_model
         from digitrec.web.model_paths import model_dirs
         from digitrec.web.observability import set_model_info
 
@@ -81,7 +81,7 @@ def _lifespan(model_path: str | os.PathLike[str] | None):
         log.info("feedback store: %s", store.kind if store else "off")
         retention = settings.retention()
         if store is not None and retention.active:
-            from digitrec.feedback_retention import Pruner
+            from digitrec.feedback.retention import Pruner
 
             app.state.pruner = Pruner(store, retention)
             app.state.pruner.start()

@@ -16,8 +16,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.exceptions import HTTPException
 
-from digitrec.feedback_store import FeedbackStore
-from digitrec.predictor import Predictor
+from digitrec.feedback.store import FeedbackStore
+from digitrec.inference.predictor import Predictor
 from digitrec.web.settings import ServeSettings
 
 

@@ -25,7 +25,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from digitrec.errors import DigitrecError
-from digitrec.images import FORMATS_TEXT, Header, ImageError, ImageTooLarge, UnsupportedImage, read_header
+from digitrec.inference.images import FORMATS_TEXT, Header, ImageError, ImageTooLarge, UnsupportedImage, read_header
 from digitrec.web.deps import SettingsDep
 from digitrec.web.schemas import ImageIn, PixelsIn, PredictIn
 from digitrec.web.settings import ServeSettings
@@ -201,7 +201,7 @@ def to_model_input(item: Item, settings: ServeSettings) -> np.ndarray | None:
     """One item -> the (28, 28) MNIST-form image the model will see, or None when blank."""
     if item.pixels is not None:
         return None if int((item.pixels > INK_LEVEL).sum()) < MIN_INK_PIXELS else item.pixels
-    from digitrec.preprocess import to_mnist
+    from digitrec.inference.preprocess import to_mnist
 
     return decode(item, settings, to_mnist)
 

@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digitrec.errors import DigitrecError
-from digitrec.feedback_store import StoreUnavailable, UnknownPrediction
+from digitrec.feedback.store import StoreUnavailable, UnknownPrediction
 from digitrec.web.responses import send_json_error
 
 log = logging.getLogger("digitrec.web")

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from starlette.exceptions import HTTPException
 
+from digitrec.inference.predictor import MODEL_FILE
 from digitrec.paths import BUNDLED_DIR
-from digitrec.predictor import MODEL_FILE
 
 MODEL_DIRS_ENV = "DIGITREC_MODEL_DIRS"
 

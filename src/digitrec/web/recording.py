@@ -14,8 +14,8 @@ from typing import Any
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
-from digitrec.feedback_store import FeedbackStore, Record, StoreUnavailable
-from digitrec.predictor import Prediction, Predictor
+from digitrec.feedback.store import FeedbackStore, Record, StoreUnavailable
+from digitrec.inference.predictor import Prediction, Predictor
 from digitrec.web.deps import label_of
 from digitrec.web.observability import STORE_ERRORS, observe_predictions
 

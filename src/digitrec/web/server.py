@@ -14,7 +14,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1, settings:
     likewise the candidate model and the feedback database (unreachable at start: one clear error)."""
     import uvicorn
 
-    from digitrec.predictor import Predictor, resolve_model_path
+    from digitrec.inference.predictor import Predictor, resolve_model_path
     from digitrec.web.app import create_app
     from digitrec.web.connections import protocol_for
 

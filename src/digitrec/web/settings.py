@@ -18,8 +18,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from digitrec.errors import DigitrecError
 
 if TYPE_CHECKING:
-    from digitrec.feedback_retention import Retention
-    from digitrec.feedback_store import FeedbackStore
+    from digitrec.feedback.retention import Retention
+    from digitrec.feedback.store import FeedbackStore
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 ENV_PREFIX = "DIGITREC_"
@@ -52,7 +52,7 @@ class ServeSettings(BaseSettings):
     # addresses/networks. None: uvicorn's default (127.0.0.1). The parent gives it to uvicorn for every worker.
     forwarded_allow_ips: str | None = Field(
         default=None, validation_alias=AliasChoices("forwarded_allow_ips", "FORWARDED_ALLOW_IPS"))
-    # Hardening (web/admission.py, web/connections.py, feedback_retention.py).
+    # Hardening (web/admission.py, web/connections.py, feedback/retention.py).
     retain: str | None = None  # '30d' or a row count; None: keep every prediction
     max_heavy: int = 8  # heavy requests in flight per worker...
     heavy_wait: float = 1.0  # ...and how long one beyond waits for a slot before its 503
@@ -138,12 +138,12 @@ class ServeSettings(BaseSettings):
     def retention(self) -> Retention:
         """The --retain policy; each worker prunes with it (the passes are idempotent: after the first, the
         others of a minute find nothing to delete)."""
-        from digitrec.feedback_retention import parse_retain
+        from digitrec.feedback.retention import parse_retain
 
         return parse_retain(self.retain)
 
     def open_store(self) -> FeedbackStore | None:
-        from digitrec.feedback_store import open_store
+        from digitrec.feedback.store import open_store
 
         return None if (self.db or "").lower() in NO_DB else open_store(self.db)
 

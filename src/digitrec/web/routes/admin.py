@@ -46,7 +46,7 @@ async def require_admin(request: Request, settings: SettingsDep) -> None:
 def reload_models(models: ModelsDep, body: ReloadIn | None = None) -> ReloadOut:
     """Load first, swap after: a bad file leaves the serving models untouched. Affects this worker only.
     Only model files under the model folders are opened (model_paths.py)."""
-    from digitrec.predictor import load_model
+    from digitrec.inference.predictor import load_model
 
     body = body or ReloadIn()
     current = models.primary.path if models.primary is not None else None

@@ -10,7 +10,7 @@ import time
 
 from fastapi import APIRouter, Request
 
-from digitrec.feedback_store import StoreUnavailable, UnknownPrediction
+from digitrec.feedback.store import StoreUnavailable, UnknownPrediction
 from digitrec.web.deps import StoreDep
 from digitrec.web.observability import STORE_ERRORS
 from digitrec.web.schemas import FeedbackIn, FeedbackOut, RetentionOut, StatsOut, error_responses

@@ -45,7 +45,7 @@ def _json(body: NumberOut | ExplainOut) -> Response:
 def predict_number(predictor: PredictorDep, settings: SettingsDep, item: Item = Depends(single_body)) -> Response:
     """One image of a number: multipart field `file`, or JSON `{"image": base64 or data URL}`. Each digit
     comes with its box in the image's pixels; pieces the model refuses (not digit-like) are left out."""
-    from digitrec.segment import read_number
+    from digitrec.inference.segment import read_number
 
     if item.pixels is not None:
         raise HTTPException(422, "pixels: a number needs a whole image ('file' or 'image'), not 28×28 pixels.")
@@ -62,7 +62,7 @@ def predict_number(predictor: PredictorDep, settings: SettingsDep, item: Item = 
 )
 def explain_digit(predictor: PredictorDep, settings: SettingsDep, item: Item = Depends(single_body)) -> Response:
     """One digit, as for `/api/predict`: the 28×28 saliency of the model's top digit over the image it saw."""
-    from digitrec.explain import occlusion
+    from digitrec.inference.explain import occlusion
 
     x = to_model_input(item, settings)
     p = predictor.predict_mnist([x])[0]

@@ -17,9 +17,9 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from digitrec.feedback_store import FeedbackStore
-from digitrec.predictor import Prediction, Predictor
-from digitrec.preprocess import locate
+from digitrec.feedback.store import FeedbackStore
+from digitrec.inference.predictor import Prediction, Predictor
+from digitrec.inference.preprocess import locate
 from digitrec.web.deps import (
     OptionalStoreDep,
     PredictorDep,
