@@ -92,9 +92,11 @@ class OneWritePerResponse:
     write is a send() and a segment of its own: the client wakes for the head, then again for the body, and
     on a busy machine the server may lose the CPU to the woken client between the two. The protocol flushes
     when a response is complete (before its background task runs); anything else (100 Continue, a streamed
-    chunk) goes out when the loop step ends. benchmarks/serve_latency.py, before/after in one series while
-    other jobs loaded both cores (load average 7-8): canvas POST /api/predict 7.6-8.5 ms -> 2.5-4.2 ms,
-    /healthz 1.7-3.8 -> 1.0-1.7 ms; on a quieter machine /healthz 1.09-1.21 -> 0.92-1.01 ms."""
+    chunk) goes out when the loop step ends. Measured (benchmarks/serve_latency.py and the same requests to
+    two servers side by side, on the shared two-core machine): /healthz 1.09-1.21 -> 0.92-1.01 ms and the
+    canvas POST /api/predict 2.50-2.92 -> 2.50-2.69 ms at a load average of 3; with other jobs at 7-8, one
+    series of three alternating runs gave 7.6-8.6 -> 2.5-6.7 ms for the canvas, a second at 6-7 no difference
+    (2.9-4.3 against 3.0-3.7 ms)."""
 
     def __init__(self, transport: asyncio.BaseTransport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
