@@ -25,6 +25,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from digitrec.card import ModelCard
 from digitrec.errors import DigitrecError
 from digitrec.fileio import write_atomic
 from digitrec.training import data as mnist
@@ -338,7 +339,7 @@ def is_tty() -> bool:
 
 
 def run(cfg: TrainConfig, out: Path, *, device: str = "auto", resume: bool = False,
-        data_dir: Path | None = None, reporter=None) -> dict | None:
+        data_dir: Path | None = None, reporter=None) -> ModelCard | None:
     """Train, then (on the main process) write the whole run folder; returns the model card."""
     from digitrec.training.runs import write_run_folder
 
