@@ -322,15 +322,8 @@ def write_idx(out: Path, images: np.ndarray, labels: np.ndarray) -> None:
     write_atomic(Path(out) / LABELS_FILE, encode_idx(labels))
 
 
-def export_idx(store: FeedbackStore, out: Path, only_wrong: bool = False, max_per_client: int | None = None) -> int:
-    """Write the labelled samples (see feedback_samples) as two IDX files in `out`; returns how many."""
-    images, labels, _ = feedback_samples(store, only_wrong, max_per_client)
-    write_idx(out, images, labels)
-    return len(labels)
-
-
 def read_idx_pair(folder: Path) -> tuple[np.ndarray, np.ndarray]:
-    """The (N, 28, 28) uint8 images and (N,) labels `export_idx` wrote, checked for shape and range."""
+    """The (N, 28, 28) uint8 images and (N,) labels `write_idx` wrote, checked for shape and range."""
 
     folder = Path(folder)
     try:

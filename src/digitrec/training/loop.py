@@ -14,7 +14,6 @@ import io
 import json
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -332,10 +331,6 @@ def train(
         best_epoch = history[-1]["epoch"] if history else 0
     bare.cpu().eval()  # the run folder (export, summary, plots) is written on the CPU whatever trained it
     return RunResult(out=out, model=bare, history=history, best_epoch=best_epoch, train_images=len(x_train))
-
-
-def is_tty() -> bool:
-    return sys.stdout.isatty()
 
 
 def run(cfg: TrainConfig, out: Path, *, device: str = "auto", resume: bool = False,
