@@ -54,7 +54,7 @@ def test_mismatching_folder_and_no_network_give_one_clear_error(tmp_path, monkey
         mnist.ensure_mnist(tmp_path / "given", cache=tmp_path / "cache")
     message = str(err.value)
     assert "the folder" in message and "has md5" in message  # says what was tried and why it failed
-    assert "--data-dir" in message and "DIGITREC_DATA" in message  # and how to supply the files by hand
+    assert "--data-dir" in message and "DIGITREC_MNIST_DIR" in message  # and how to supply the files by hand
     assert not (tmp_path / "cache" / "mnist").exists()  # nothing unverified was cached
 
 
@@ -146,3 +146,16 @@ def test_given_folder_of_gz_files_is_used_and_cached(mnist_cache, tmp_path):
     folder = mnist.ensure_mnist(given, cache=tmp_path / "cache")
     assert folder == tmp_path / "cache" / "mnist"
     assert sorted(p.name for p in folder.iterdir()) == sorted(n for n, _ in mnist.FILES.values())
+
+
+def test_mnist_folder_comes_from_its_env_var_and_the_old_name_still_works(monkeypatch, tmp_path):
+    from digitrec import paths
+
+    monkeypatch.delenv("DIGITREC_MNIST_DIR", raising=False)
+    monkeypatch.delenv("DIGITREC_DATA", raising=False)
+    assert paths.mnist_dir() is None
+    monkeypatch.setenv("DIGITREC_DATA", str(tmp_path))
+    with pytest.warns(FutureWarning, match="DIGITREC_MNIST_DIR"):
+        assert paths.mnist_dir() == tmp_path
+    monkeypatch.setenv("DIGITREC_MNIST_DIR", str(tmp_path / "new"))
+    assert paths.mnist_dir() == tmp_path / "new"

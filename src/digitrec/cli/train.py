@@ -127,15 +127,15 @@ def train(
     except DigitrecError as exc:
         fail(str(exc))
     if card is not None and not quiet:
-        console.print(f"test accuracy {card['test_accuracy'] * 100:.2f}% ({card['test_errors']} errors), "
-                      f"{card['training_seconds']:.0f}s of training; run folder: {out}",
+        console.print(f"test accuracy {card.test_accuracy * 100:.2f}% ({card.test_errors} errors), "
+                      f"{card.training_seconds:.0f}s of training; run folder: {out}",
                       highlight=False, soft_wrap=True)
-        if "member_test_accuracy" in card:
+        if card.member_test_accuracy:
             _print_members(card)
 
 
-def _print_members(card: dict) -> None:
-    m = card["member_test_accuracy"]
+def _print_members(card) -> None:
+    m = card.member_test_accuracy
     console.print(f"members: {m['mean'] * 100:.2f}% ± {m['std'] * 100:.2f} (mean ± std of {m['n']}), "
                   f"min {m['min'] * 100:.2f}%, max {m['max'] * 100:.2f}%", highlight=False)
 
@@ -154,8 +154,8 @@ def ensemble(
         card = combine(runs, out, data_dir=data_dir)
     except DigitrecError as exc:
         fail(str(exc))
-    console.print(f"test accuracy {card['test_accuracy'] * 100:.2f}% ({card['test_errors']} errors), validation "
-                  f"{card['val_accuracy'] * 100:.2f}%; ensemble folder: {out}", highlight=False, soft_wrap=True)
+    console.print(f"test accuracy {card.test_accuracy * 100:.2f}% ({card.test_errors} errors), validation "
+                  f"{card.val_accuracy * 100:.2f}%; ensemble folder: {out}", highlight=False, soft_wrap=True)
     _print_members(card)
 
 
@@ -182,8 +182,8 @@ def export(
     except DigitrecError as exc:
         fail(str(exc))
     if int8:
-        q = card["quantization"]
-        console.print(f"int8: test {card['test_accuracy'] * 100:.2f}% (fp32 {q['fp32_test_accuracy'] * 100:.2f}%, "
+        q = card.quantization
+        console.print(f"int8: test {card.test_accuracy * 100:.2f}% (fp32 {q['fp32_test_accuracy'] * 100:.2f}%, "
                       f"{q['accuracy_change_points']:+.2f} points), {q['speedup']:.2f}x the fp32 throughput "
                       f"({q['int8_images_per_second']:,} vs {q['fp32_images_per_second']:,} images/s); "
                       f"folder: {out or run / 'int8'}", highlight=False, soft_wrap=True)
