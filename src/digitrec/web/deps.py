@@ -16,6 +16,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.exceptions import HTTPException
 
+from digitrec.feedback.retention import Pruner
 from digitrec.feedback.store import FeedbackStore
 from digitrec.inference.predictor import Predictor
 from digitrec.web.settings import ServeSettings
@@ -79,8 +80,14 @@ async def get_store(request: Request) -> FeedbackStore:
     return store
 
 
+async def get_pruner(request: Request) -> Pruner | None:
+    """This worker's retention pruner; None when predictions are kept for ever (or there is no store)."""
+    return request.app.state.pruner
+
+
 SettingsDep = Annotated[ServeSettings, Depends(get_settings)]
 ModelsDep = Annotated[Models, Depends(get_models)]
 PredictorDep = Annotated[Predictor, Depends(get_predictor)]
 StoreDep = Annotated[FeedbackStore, Depends(get_store)]
 OptionalStoreDep = Annotated[FeedbackStore | None, Depends(get_store_or_none)]
+PrunerDep = Annotated[Pruner | None, Depends(get_pruner)]

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
 from digitrec.feedback.store import StoreUnavailable, UnknownPrediction
-from digitrec.web.deps import StoreDep
+from digitrec.web.deps import PrunerDep, StoreDep
 from digitrec.web.observability import STORE_ERRORS
 from digitrec.web.schemas import FeedbackIn, FeedbackOut, RetentionOut, StatsOut, error_responses
 
@@ -45,8 +45,7 @@ def feedback(body: FeedbackIn, store: StoreDep) -> FeedbackOut:
 
 
 @router.get("/api/stats", response_model=StatsOut, responses=STORE_DOWN, summary="Predictions and feedback")
-def stats(request: Request, store: StoreDep) -> StatsOut:
-    pruner = request.app.state.pruner
+def stats(store: StoreDep, pruner: PrunerDep) -> StatsOut:
     retention = pruner.summary() if pruner else FOREVER
     try:
         return StatsOut(**store.stats(), retention=RetentionOut(**retention))
