@@ -103,11 +103,22 @@ def test_serve_with_a_bad_retain_exits_with_one_line():
     assert r.exit_code == 1 and "--retain" in r.output and "Traceback" not in r.output
 
 
-def test_options_travel_to_workers_through_the_environment(monkeypatch):
-    given = ServeSettings(retain="30d", max_heavy=3, heavy_wait=0.5, header_timeout=4.0, body_timeout=9.0, http="h11")
+def test_options_travel_to_workers_through_the_environment(monkeypatch, tmp_path: Path):
+    given = ServeSettings(retain="30d", max_heavy=3, heavy_wait=0.5, header_timeout=4.0, body_timeout=9.0, http="h11",
+                          cors_origins=("https://a.example", "https://b.example"), access_log=False,
+                          model_dirs=(tmp_path / "a", tmp_path / "b"), admin_token="s3cret", max_batch=7,
+                          candidate="runs/b", candidate_share=0.25)
     for key, value in given.to_env().items():
         monkeypatch.setenv(key, value)
     assert ServeSettings.from_env() == given
+
+
+def test_a_bad_variable_is_one_sentence_naming_it(monkeypatch):
+    monkeypatch.setenv("DIGITREC_MAX_HEAVY", "lots")
+    with pytest.raises(DigitrecError, match="DIGITREC_MAX_HEAVY"):
+        ServeSettings.from_env()
+    with pytest.raises(DigitrecError, match="--max-heavy"):
+        ServeSettings.from_env(max_heavy="several")
 
 
 def test_admission_queues_briefly_then_turns_away(tmp_path: Path):
