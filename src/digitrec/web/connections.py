@@ -95,8 +95,8 @@ class OneWritePerResponse:
     chunk) goes out when the loop step ends. Measured (benchmarks/serve_latency.py and the same requests to
     two servers side by side, on the shared two-core machine): /healthz 1.09-1.21 -> 0.92-1.01 ms and the
     canvas POST /api/predict 2.50-2.92 -> 2.50-2.69 ms at a load average of 3; with other jobs at 7-8, one
-    series of three alternating runs gave 7.6-8.6 -> 2.5-6.7 ms for the canvas, a second at 6-7 no difference
-    (2.9-4.3 against 3.0-3.7 ms)."""
+    series of three alternating runs gave 7.6-8.6 -> 2.5-6.7 ms for the canvas, two more at 6-7 and at 4 no
+    difference beyond the noise (docs/results.md)."""
 
     def __init__(self, transport: asyncio.BaseTransport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
