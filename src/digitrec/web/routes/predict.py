@@ -8,8 +8,6 @@ client can make ends as a 4xx JSON `{"detail": "..."}`.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
-
 import numpy as np
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
@@ -136,7 +134,7 @@ def _predict_one(item: Item, request: Request, predictor: Predictor, settings: S
     return _json_response(_run([item], request, predictor, settings, store, later)[0])
 
 
-async def _run_after(tasks: list[Callable[[], Awaitable[None]]]) -> None:
+async def _run_after(tasks: list[Later]) -> None:
     for task in tasks:
         await task()
 
