@@ -8,6 +8,7 @@ client can make ends as a 4xx JSON `{"detail": "..."}`.
 from __future__ import annotations
 
 import uuid
+
 import numpy as np
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
