@@ -32,7 +32,7 @@ class ServeSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_ignore_empty=True, frozen=True, extra="forbid")
 
-    model: str | None = None  # None: the bundled model (predictor.py also reads $DIGITREC_MODEL)
+    model: str | None = None  # a run folder or .onnx; None: the bundled model
     # Request limits, reported by /api/model.
     max_body_bytes: int = 10 * 1024 * 1024  # a phone photo is a 3-8 MB JPEG
     max_image_pixels: int = 4096 * 4096  # checked from the header, before a single pixel is decoded
