@@ -36,7 +36,7 @@ import numpy as np
 
 from digitrec.training.augment import AugmentConfig
 from digitrec.training.evaluate import paired_delta
-from digitrec.training.loop import PRESETS, TrainConfig
+from digitrec.training.recipes import PRESETS, TrainConfig
 
 BEST = PRESETS["best"]
 STRONGER = AugmentConfig(rotation_deg=15, shift=0.12, zoom=0.15, shear_deg=15)

@@ -101,7 +101,8 @@ def train(
 ) -> None:
     """Train a model and write a complete run folder (ONNX, weights, metrics, plots, model card)."""
     from digitrec.training.ensemble import train_ensemble
-    from digitrec.training.loop import resolve_config, run
+    from digitrec.training.loop import run
+    from digitrec.training.recipes import resolve_config
 
     if device not in ("auto", "cpu", "cuda"):
         fail(f"--device must be auto, cpu or cuda, not {device!r}")

@@ -26,6 +26,7 @@ import numpy as np
 
 from digitrec.errors import DigitrecError
 from digitrec.feedback.schema import migrate
+from digitrec.fileio import IdxError, decode_idx, encode_idx, write_atomic
 
 DB_ENV = "DIGITREC_DB"
 DATA_DIR_ENV = "DIGITREC_DATA_DIR"
@@ -322,7 +323,6 @@ def feedback_samples(
 def write_idx(out: Path, images: np.ndarray, labels: np.ndarray) -> None:
     """Two MNIST-style IDX files in `out`: the 28x28 inputs the model saw (already MNIST form), so
     `digitrec train --extra-data out` can append them to the training tensor as they are."""
-    from digitrec.training.data import encode_idx, write_atomic
 
     write_atomic(Path(out) / IMAGES_FILE, encode_idx(images))
     write_atomic(Path(out) / LABELS_FILE, encode_idx(labels))
@@ -337,13 +337,12 @@ def export_idx(store: FeedbackStore, out: Path, only_wrong: bool = False, max_pe
 
 def read_idx_pair(folder: Path) -> tuple[np.ndarray, np.ndarray]:
     """The (N, 28, 28) uint8 images and (N,) labels `export_idx` wrote, checked for shape and range."""
-    from digitrec.training.data import DataError, decode_idx
 
     folder = Path(folder)
     try:
         images = decode_idx((folder / IMAGES_FILE).read_bytes())
         labels = decode_idx((folder / LABELS_FILE).read_bytes())
-    except (OSError, DataError) as exc:
+    except (OSError, IdxError) as exc:
         raise DigitrecError(
             f"--extra-data {folder}: cannot read {IMAGES_FILE} and {LABELS_FILE} ({exc}); "
             "write them with `digitrec feedback export --out DIR`."

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from digitrec.errors import DigitrecError
-from digitrec.inference.rules import Rules
+from digitrec.inference.rules import Rules, softmax
 from digitrec.paths import BUNDLED_DIR
 
 MODEL_ENV = "DIGITREC_MODEL"
@@ -69,14 +69,6 @@ class Prediction:
 
 
 BLANK = Prediction(digit=None, confidence=0.0, probabilities=(0.0,) * 10, input=None, reason="blank")
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def resolve_model_path(path: str | os.PathLike[str] | None = None) -> Path:
@@ -213,13 +205,7 @@ class Predictor:
 
     def _softmax(self, logits: np.ndarray) -> np.ndarray:
         """(N, 10) raw logits -> calibrated probabilities (logits / T, T = 1 without calibration)."""
-        logits = logits.copy()
-        if self.rules is not None and self.rules.temperature != 1.0:
-            logits /= np.float32(self.rules.temperature)
-        logits -= logits.max(axis=1, keepdims=True)  # stable softmax
-        np.exp(logits, out=logits)
-        logits /= logits.sum(axis=1, keepdims=True)
-        return logits
+        return softmax(logits, self.rules.temperature if self.rules is not None else 1.0, np.float32)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         """x: float32 (N, 1, 28, 28) in [0, 1] -> (N, 10) float32 calibrated softmax probabilities."""

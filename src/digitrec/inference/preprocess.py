@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from digitrec.inference import document
-from digitrec.inference.components import piece_sizes, run_components, runs
+from digitrec.inference.components import label, piece_sizes
 from digitrec.inference.images import (
     MAX_PIXELS,
     ImageError,
@@ -110,21 +110,12 @@ def _otsu(x: np.ndarray, top: float, zeros: int = 0) -> float:
 
 
 def _keep_strokes(mask: np.ndarray) -> tuple[np.ndarray, int]:
-    """Drop specks: 8-connected blobs much smaller than the largest (labelled over row runs). Also returns
-    how many blobs are kept."""
-    rows, starts, ends = runs(mask)
-    root = run_components(rows, starts, ends, mask.shape[1])
-    length = ends - starts
-    area = np.bincount(root, weights=length, minlength=len(rows))
-    drop = area[root] < _SPECK * area.max(initial=0)
-    kept = int(np.count_nonzero(area >= _SPECK * area.max(initial=0))) if len(rows) else 0
-    if not drop.any():
-        return mask, kept  # the common case: nothing but strokes
-    length = length[drop]
-    offset = starts[drop] - (np.cumsum(length) - length)  # pixel k of the dropped runs: offset + k
-    out = mask.copy()
-    out[np.repeat(rows[drop], length), np.repeat(offset, length) + np.arange(length.sum())] = False
-    return out, kept
+    """Drop specks: 8-connected blobs much smaller than the largest. Also returns how many blobs are kept."""
+    labels, area = label(mask)
+    keep = area >= _SPECK * area.max(initial=0)
+    if keep.all():
+        return mask, len(area)  # the common case: nothing but strokes
+    return np.concatenate(([False], keep))[labels], int(keep.sum())
 
 
 def _spread(x: np.ndarray, r: int, op=np.maximum) -> np.ndarray:

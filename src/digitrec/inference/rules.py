@@ -14,20 +14,25 @@ from typing import Any
 
 import numpy as np
 
+from digitrec.inference.components import piece_sizes
+
 REASONS = ("blank", "not_digit_like", "low_confidence")
 
 
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    z = np.asarray(logits, np.float64) / temperature
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+def softmax(logits: np.ndarray, temperature: float = 1.0, dtype=np.float64) -> np.ndarray:
+    """Row-wise softmax of logits / temperature, computed in place on a copy: float64 to fit the calibration,
+    float32 on the serving path (the predictor's)."""
+    z = np.array(logits, dtype=dtype)
+    if temperature != 1.0:
+        z /= z.dtype.type(temperature)
+    z -= z.max(axis=1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=1, keepdims=True)
+    return z
 
 
 def ink_features(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per 28x28 image: mean ink (0..1) and the number of ink pieces (> 0.5, at least 3 pixels)."""
-    from digitrec.inference.components import piece_sizes  # vectorised: this runs on every prediction
-
     x = np.asarray(images, np.float32).reshape(-1, 28, 28)
     if x.size and x.max() > 1.0:
         x = x / 255.0

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from digitrec.inference.components import label
 from digitrec.inference.document import remove_lines
 from digitrec.inference.images import ImageError, decode_gray
 from digitrec.inference.paper import flatten, ink_up
@@ -80,47 +81,6 @@ class NumberResult:
             "digits": [d.to_dict() for d in self.digits],
             "confidence": round(self.confidence, 6),
         }
-
-
-def label(mask: np.ndarray) -> tuple[np.ndarray, int]:
-    """8-connected components of a boolean mask -> (labels (H, W) int32 with 0 = background, count).
-
-    Union-find over horizontal runs (a stroke has few runs per row), so it is fast in pure NumPy."""
-    h, w = mask.shape
-    d = np.diff(np.pad(mask, ((0, 0), (1, 1))).astype(np.int8), axis=1)
-    rows, starts = np.nonzero(d == 1)
-    ends = np.nonzero(d == -1)[1]  # exclusive
-    n = len(rows)
-    if n == 0:
-        return np.zeros((h, w), np.int32), 0
-    parent = np.arange(n)
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    row_start = np.searchsorted(rows, np.arange(h + 1))
-    for r in range(1, h):
-        i, i_end = row_start[r - 1], row_start[r]
-        j, j_end = row_start[r], row_start[r + 1]
-        while i < i_end and j < j_end:  # 8-connected: runs touch if they overlap with one pixel of slack
-            if starts[i] <= ends[j] and starts[j] <= ends[i]:
-                a, b = find(i), find(j)
-                if a != b:
-                    parent[a] = b
-            if ends[i] < ends[j]:
-                i += 1
-            else:
-                j += 1
-    roots = np.array([find(i) for i in range(n)])
-    _, run_label = np.unique(roots, return_inverse=True)
-    out = np.zeros((h, w + 1), np.int32)
-    # Paint each run: +label at its start, -label at its end, then a cumulative sum along the row.
-    np.add.at(out, (rows, starts), run_label + 1)
-    np.add.at(out, (rows, ends), -(run_label + 1))
-    return np.cumsum(out, axis=1)[:, :-1].astype(np.int32), int(run_label.max()) + 1
 
 
 def ink_image(source: ImageSource | np.ndarray, *, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, float]:
@@ -234,7 +194,8 @@ def _analyse(source: ImageSource | np.ndarray, max_pixels: int) -> list[list[lis
     if mask is None:
         return []
     mask, _ = remove_lines(mask)  # ruled paper, comb fields: only the digits stay
-    labels, n = label(mask)
+    labels, areas = label(mask)
+    n = len(areas)
     if n == 0:
         return []
     if n > MAX_PIECES:

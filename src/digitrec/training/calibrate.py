@@ -159,18 +159,17 @@ def write_calibration(
     (the command line that asked for it) is recorded, so the card says how its calibration was made."""
     import json
 
-    from digitrec.inference.predictor import CARD_FILE, file_sha256, resolve_model_path
+    from digitrec.fileio import sha256_file, write_json
+    from digitrec.inference.predictor import CARD_FILE, resolve_model_path
 
     onnx = resolve_model_path(model)
     card_path = onnx.parent / CARD_FILE
     card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
     if not isinstance(card, dict):
         card = {}
-    card.setdefault("onnx_sha256", file_sha256(onnx))
+    card.setdefault("onnx_sha256", sha256_file(onnx))
     card["calibration"] = calibrate_model(onnx, data_dir=data_dir, synthetic=synthetic)
     if command:
         card["calibration"]["command"] = command
-    tmp = card_path.with_name(card_path.name + ".tmp")
-    tmp.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(card_path)
+    write_json(card_path, card)
     return card_path, card["calibration"]

@@ -30,7 +30,7 @@ def finished_card(run: Path, cfg) -> dict | None:
     card_path, config_path = run / "model_card.json", run / "config.json"
     if not (card_path.is_file() and config_path.is_file()):
         return None
-    from digitrec.training.loop import same_recipe
+    from digitrec.training.recipes import same_recipe
 
     if not same_recipe(json.loads(config_path.read_text())["recipe"], cfg):
         return None
@@ -119,11 +119,12 @@ def member_summary(runs: list[Path], cards: list[dict], out: Path) -> tuple[list
 
 def write_ensemble_folder(out: Path, recipe: dict, runs: list[Path], cards: list[dict], *, device: str,
                           data_dir: Path | None = None) -> dict:
+    from digitrec.fileio import write_json
     from digitrec.training import data as mnist
     from digitrec.training.calibrate import calibrate_model
     from digitrec.training.evaluate import evaluate_model, val_accuracy
     from digitrec.training.export import export_onnx, load_run_model
-    from digitrec.training.runs import build_model_card, command_line, git_commit, library_versions, write_json
+    from digitrec.training.runs import build_model_card, command_line, git_commit, library_versions
 
     (out / "model_card.json").unlink(missing_ok=True)
     model = Ensemble([load_run_model(r) for r in runs])

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 import numpy as np
 
 from digitrec.errors import DigitrecError
+from digitrec.fileio import write_atomic
 
 PIXELS = 28 * 28
 HEADER = [f"pixel{i}" for i in range(PIXELS)]
@@ -50,11 +52,9 @@ def write_submission(test_csv: Path, out: Path, model_path: Path | None = None) 
 
     images = read_test_csv(test_csv)
     labels = load_model(model_path).predict(images)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["ImageId", "Label"])
-        writer.writerows((i, int(label)) for i, label in enumerate(labels, start=1))
-    tmp.replace(out)
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(["ImageId", "Label"])
+    writer.writerows((i, int(label)) for i, label in enumerate(labels, start=1))
+    write_atomic(out, text.getvalue().encode())
     return len(labels)

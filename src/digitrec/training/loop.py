@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import io
 import json
 import math
 import os
@@ -25,11 +26,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from digitrec.errors import DigitrecError
+from digitrec.fileio import write_atomic
 from digitrec.training import data as mnist
 from digitrec.training import negatives
 from digitrec.training.augment import random_affine
 from digitrec.training.models import build_model
-from digitrec.training.recipes import PRESETS, TrainConfig, resolve_config, same_recipe  # noqa: F401 - re-exported
+from digitrec.training.recipes import TrainConfig, same_recipe
 
 NEGATIVE_POOL = 20_000
 LOG_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
@@ -189,10 +191,10 @@ def train_one_epoch(model, opt, sched, x, y, cfg: TrainConfig, epoch: int, devic
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    """torch.save to a temp file, then rename: a SIGKILL mid-write leaves the previous checkpoint intact."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    """Written atomically: a SIGKILL mid-write leaves the previous checkpoint intact."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    write_atomic(path, buffer.getvalue())
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -201,12 +203,11 @@ def load_checkpoint(path: Path) -> dict:
 
 
 def write_log(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=LOG_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=LOG_FIELDS)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(path, text.getvalue().encode())
 
 
 # ---------------------------------------------------------------- the run

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from digitrec.errors import DigitrecError
+from digitrec.fileio import sha256_file
 
 CALIBRATION_IMAGES = 1000
 CALIBRATION_SEED = 7
@@ -77,10 +78,11 @@ def images_per_second(onnx: Path, images: np.ndarray, repeats: int = 3) -> float
 
 def quantize_run(run: Path, out: Path | None = None, *, data_dir: Path | None = None) -> dict:
     """Quantise RUN/model.onnx into the folder `out` (default RUN/int8); returns the int8 model card."""
+    from digitrec.fileio import write_json
     from digitrec.training import data as mnist
     from digitrec.training.calibrate import calibrate_model
     from digitrec.training.evaluate import evaluate_model, val_accuracy
-    from digitrec.training.runs import command_line, write_json
+    from digitrec.training.runs import command_line
 
     fp32, card_path = run / "model.onnx", run / "model_card.json"
     if not (fp32.is_file() and card_path.is_file()):
@@ -96,7 +98,7 @@ def quantize_run(run: Path, out: Path | None = None, *, data_dir: Path | None = 
     card = {
         **fp32_card,
         "name": f"{fp32_card['name']}-int8",
-        "onnx_sha256": mnist.sha256_file(out / "model.onnx"),
+        "onnx_sha256": sha256_file(out / "model.onnx"),
         "test_accuracy": metrics["accuracy"], "test_errors": metrics["errors"],
         "val_accuracy": val_accuracy(out / "model.onnx", data_dir),
         "per_class": metrics["per_class"], "confusion_matrix": metrics["confusion_matrix"],

@@ -16,6 +16,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from digitrec.fileio import sha256_file, write_json
 from digitrec.training import data as mnist
 
 INPUT_CONTRACT = {
@@ -50,12 +51,6 @@ def command_line() -> str:
     # A resumed run ends with exactly the weights of an uninterrupted one, so the command that reproduces
     # the model is the same command without --resume.
     return shlex.join(a for a in argv if a != "--resume")
-
-
-def write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    tmp.replace(path)
 
 
 def write_run_folder(result, cfg, *, device: str, seconds: float, data_dir: Path | None = None) -> dict:
@@ -134,7 +129,7 @@ def build_model_card(run: Path, config: dict, metrics: dict, parity: float) -> d
         "arch": config["model"],
         "parameters": config["parameters"],
         "onnx_file": "model.onnx",
-        "onnx_sha256": mnist.sha256_file(run / "model.onnx"),
+        "onnx_sha256": sha256_file(run / "model.onnx"),
         "onnx_torch_max_abs_diff": parity,
         "input": INPUT_CONTRACT,
         "test_accuracy": metrics["accuracy"],

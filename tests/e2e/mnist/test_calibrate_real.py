@@ -34,16 +34,17 @@ def test_write_calibration_keeps_the_cards_sha256_valid(mnist_cache, tmp_path):
     import json
     import shutil
 
-    from digitrec.inference.predictor import file_sha256, load_model, resolve_model_path
+    from digitrec.fileio import sha256_file
+    from digitrec.inference.predictor import load_model, resolve_model_path
     from digitrec.training.calibrate import write_calibration
 
     src = resolve_model_path(None)
     shutil.copy(src, tmp_path / "model.onnx")
     if (src.parent / "model_card.json").is_file():
         shutil.copy(src.parent / "model_card.json", tmp_path / "model_card.json")
-    before = file_sha256(tmp_path / "model.onnx")
+    before = sha256_file(tmp_path / "model.onnx")
     card_path, cal = write_calibration(tmp_path, synthetic=0)
     card = json.loads(card_path.read_text())
-    assert card["onnx_sha256"] == before == file_sha256(tmp_path / "model.onnx")
+    assert card["onnx_sha256"] == before == sha256_file(tmp_path / "model.onnx")
     assert card["calibration"]["temperature"] == cal["temperature"] > 0
     load_model(tmp_path)  # the card still matches its model

@@ -9,7 +9,8 @@ import shutil
 import numpy as np
 import pytest
 
-from digitrec.inference.predictor import file_sha256, load_model
+from digitrec.fileio import sha256_file
+from digitrec.inference.predictor import load_model
 from digitrec.paths import BUNDLED_DIR
 from digitrec.testing.cli import digitrec
 from digitrec.training.synth import render
@@ -47,7 +48,7 @@ def test_calibrate_writes_the_card_and_the_predictor_uses_it(mnist_cache, tmp_pa
     # The temperature minimises the validation NLL, so it can only lower it; a model that is calibrated already
     # (the bundled student trains without label smoothing) keeps its small ECE rather than necessarily lowering it.
     assert cal["nll_after"] <= cal["nll_before"] and cal["ece_after"] < 0.01 and 0 < cal["reject_below"] < 1
-    assert json.loads((tmp_path / "model_card.json").read_text())["onnx_sha256"] == file_sha256(
+    assert json.loads((tmp_path / "model_card.json").read_text())["onnx_sha256"] == sha256_file(
         tmp_path / "model.onnx")
     calibrated = load_model(tmp_path)  # the card still matches the file
     assert calibrated.rules is not None and calibrated.rules.temperature == pytest.approx(cal["temperature"])

@@ -13,7 +13,7 @@ from digitrec import load_model
 from digitrec.testing.cli import digitrec
 from digitrec.training.calibrate import onnx_logits, softmax
 from digitrec.training.data import load_mnist
-from digitrec.training.loop import PRESETS
+from digitrec.training.recipes import PRESETS
 from tests import ROOT
 
 pytestmark = pytest.mark.slow

@@ -28,7 +28,8 @@ def held_out_letters() -> np.ndarray:
 
 @pytest.mark.slow
 def test_a_short_run_with_negatives_learns_to_doubt_letters_it_never_saw(mnist_cache, tmp_path):
-    from digitrec.training.loop import resolve_config, train
+    from digitrec.training.loop import train
+    from digitrec.training.recipes import resolve_config
 
     letters = torch.from_numpy(held_out_letters()).unsqueeze(1)
     confidence, accuracy = {}, {}

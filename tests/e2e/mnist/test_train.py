@@ -114,7 +114,7 @@ def test_torchrun_with_two_cpu_processes_trains_and_writes_one_run_folder(mnist_
 
 def test_extra_data_from_feedback_is_appended_to_the_training_set(mnist_cache, tmp_path):
     from digitrec.feedback.store import IMAGES_FILE, LABELS_FILE
-    from digitrec.training.data import encode_idx
+    from digitrec.fileio import encode_idx
 
     extra = tmp_path / "extra"
     extra.mkdir()

@@ -59,7 +59,7 @@ def test_feedback_export_with_an_unreachable_db_is_one_clear_line(tmp_path: Path
 
 
 def test_train_takes_extra_data_into_its_config(tmp_path: Path):
-    from digitrec.training.loop import resolve_config
+    from digitrec.training.recipes import resolve_config
 
     cfg = resolve_config("fast", extra_data=str(tmp_path))
     assert cfg.extra_data == str(tmp_path) and cfg.to_dict()["extra_data"] == str(tmp_path)

@@ -1,4 +1,5 @@
-"""Connected pieces over row runs (components.py) and the preprocessing steps built on them."""
+"""Connected pieces (components.py: OpenCV's labeller, called 8-connected) and the preprocessing steps built on
+them."""
 
 from __future__ import annotations
 

@@ -18,7 +18,8 @@ from PIL import Image
 
 from digitrec import Prediction, load_model
 from digitrec.errors import DigitrecError
-from digitrec.inference.predictor import file_sha256, resolve_model_path
+from digitrec.fileio import sha256_file
+from digitrec.inference.predictor import resolve_model_path
 from digitrec.inference.preprocess import to_mnist
 from digitrec.paths import BUNDLED_DIR
 from digitrec.training.synth import render
@@ -61,7 +62,7 @@ def test_bundled_model_has_a_card_that_matches_its_file():
     card = json.loads((BUNDLED_DIR / "model_card.json").read_text())
     for key in ("name", "version", "onnx_sha256", "test_accuracy", "per_class", "training_command", "input"):
         assert key in card, f"model card lacks {key!r}"
-    assert card["onnx_sha256"] == file_sha256(onnx)
+    assert card["onnx_sha256"] == sha256_file(onnx)
     m = load_model(BUNDLED_DIR)
     assert m.sha256 == card["onnx_sha256"] and m.name == card["name"] and m.card == card
     assert 0.9 < m.test_accuracy <= 1.0

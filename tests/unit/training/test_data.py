@@ -7,22 +7,23 @@ import zipfile
 import numpy as np
 import pytest
 
+from digitrec import fileio
 from digitrec.errors import DigitrecError
 from digitrec.training import data as mnist
 
 
 def test_idx_round_trip_keeps_shape_and_bytes():
     arr = np.random.default_rng(0).integers(0, 256, size=(5, 28, 28), dtype=np.uint8)
-    raw = mnist.encode_idx(arr)
+    raw = fileio.encode_idx(arr)
     assert raw[:4] == b"\x00\x00\x08\x03"
-    back = mnist.decode_idx(raw)
+    back = fileio.decode_idx(raw)
     assert back.shape == (5, 28, 28) and np.array_equal(back, arr)
 
 
 def test_decode_idx_rejects_truncated_payload():
-    raw = mnist.encode_idx(np.zeros((3, 2), dtype=np.uint8))
-    with pytest.raises(mnist.DataError, match="payload"):
-        mnist.decode_idx(raw[:-1])
+    raw = fileio.encode_idx(np.zeros((3, 2), dtype=np.uint8))
+    with pytest.raises(fileio.IdxError, match="payload"):
+        fileio.decode_idx(raw[:-1])
 
 
 def test_verify_reports_the_file_whose_md5_mismatches():
@@ -34,7 +35,7 @@ def test_verify_reports_the_file_whose_md5_mismatches():
 def _write_fake_folder(folder, gz: bool):
     folder.mkdir()
     for name, _ in mnist.FILES.values():
-        raw = mnist.encode_idx(np.zeros((2, 28, 28), dtype=np.uint8))
+        raw = fileio.encode_idx(np.zeros((2, 28, 28), dtype=np.uint8))
         if gz:
             (folder / f"{name}.gz").write_bytes(gzip.compress(raw))
         else:
@@ -100,15 +101,15 @@ def test_hub_pickle_pixels_are_rebuilt_exactly_as_uint8():
     labels = np.array([1, 2, 3], dtype=np.int64)
     pkl = gzip.compress(pickle.dumps(((as_float, labels), (as_float[:1], labels[:1]), (as_float, labels)), 4))
     files = mnist._arrays_from_hub_pickle(pkl)
-    train = mnist.decode_idx(files["train_images"])
+    train = fileio.decode_idx(files["train_images"])
     assert train.shape == (4, 28, 28)  # train + valid, in that order
     assert np.array_equal(train[:3].reshape(3, -1), images) and np.array_equal(train[3].ravel(), images[0])
-    assert list(mnist.decode_idx(files["train_labels"])) == [1, 2, 3, 1]
+    assert list(fileio.decode_idx(files["train_labels"])) == [1, 2, 3, 1]
 
 
 def test_write_atomic_leaves_no_temp_files(tmp_path):
     target = tmp_path / "sub" / "f.bin"
-    mnist.write_atomic(target, b"abc")
+    fileio.write_atomic(target, b"abc")
     assert target.read_bytes() == b"abc"
     assert [p.name for p in target.parent.iterdir()] == ["f.bin"]
 

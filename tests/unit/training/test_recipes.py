@@ -7,7 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from digitrec.training.loop import PRESETS, TrainConfig, loss_fn, same_recipe
+from digitrec.training.loop import loss_fn
+from digitrec.training.recipes import PRESETS, TrainConfig, same_recipe
 
 
 def test_distillation_loss_is_cross_entropy_blended_with_the_teachers_labels():
