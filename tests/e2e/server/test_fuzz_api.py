@@ -1,6 +1,7 @@
 """Schemathesis fuzzes every operation in /openapi.json against a real server: no 5xx, documented status
 codes and response schemas, and the server stays healthy. (Hypothesis fuzzes the preprocessing with
-arbitrary bytes and arrays in tests/test_preprocess.py.) Bounded examples keep it well under two minutes."""
+arbitrary bytes and arrays in tests/unit/inference/test_preprocess.py.) Bounded examples keep it well under two
+minutes."""
 
 from __future__ import annotations
 
