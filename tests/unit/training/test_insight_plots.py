@@ -43,7 +43,7 @@ def test_filter_and_saliency_plots_are_written(tmp_path):
     assert Image.open(out).size[0] > 500
 
 
-@pytest.mark.parametrize("module", ["segment", "calibrate", "explain", "webcam"])
+@pytest.mark.parametrize("module", ["inference.segment", "training.calibrate", "inference.explain", "cli.webcam"])
 def test_serving_modules_do_not_import_torch(module):
     code = f"import sys, digitrec.{module}; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
