@@ -1,5 +1,6 @@
 """What the tests (tests/) and the benchmarks (benchmarks/) both use, importable from an installed digitrec:
 
+    glyphs       letters, symbols and digits as hand-drawn strokes (what documents draws)
     handwriting  multi-digit numbers drawn with one pen, and the same on a photographed sheet of paper
     documents    digits, numbers and non-digits as they come from paper (boxes, ruling, scans, photos)
     hostile      small files that used to cost a server far more than their size

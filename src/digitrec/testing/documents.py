@@ -16,81 +16,8 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image, ImageFilter
 
-from digitrec.training.synth import TEMPLATES, L, S, _draw, _ellipse, _stroke_points
-
-Strokes = list[np.ndarray]
-
-# Letters drawn by hand (stroke templates in a unit box, x right, y down), chosen not to look like a digit
-# (no O, I, l, S, Z, B, G, q, g, b).
-LETTERS: dict[str, list[list[tuple]]] = {
-    "A": [[L((0.0, 1.0), (0.5, 0.0), (1.0, 1.0))], [L((0.22, 0.58), (0.78, 0.58))]],
-    "C": [_ellipse(0.55, 0.5, 0.45, 0.5, 1.25, -0.7)],
-    "E": [[L((0.9, 0.0), (0.1, 0.0), (0.1, 1.0), (0.9, 1.0))], [L((0.1, 0.5), (0.7, 0.5))]],
-    "F": [[L((0.9, 0.0), (0.1, 0.0), (0.1, 1.0))], [L((0.1, 0.48), (0.7, 0.48))]],
-    "H": [[L((0.1, 0.0), (0.1, 1.0))], [L((0.9, 0.0), (0.9, 1.0))], [L((0.1, 0.5), (0.9, 0.5))]],
-    "K": [[L((0.1, 0.0), (0.1, 1.0))], [L((0.9, 0.0), (0.12, 0.55), (0.9, 1.0))]],
-    "M": [[L((0.0, 1.0), (0.1, 0.0), (0.5, 0.6), (0.9, 0.0), (1.0, 1.0))]],
-    "N": [[L((0.1, 1.0), (0.1, 0.0), (0.9, 1.0), (0.9, 0.0))]],
-    "R": [[L((0.1, 1.0), (0.1, 0.0)), S((0.1, 0.0), (0.75, 0.05), (0.8, 0.3), (0.1, 0.5)),
-           L((0.1, 0.5), (0.9, 1.0))]],
-    "T": [[L((0.0, 0.0), (1.0, 0.0))], [L((0.5, 0.0), (0.5, 1.0))]],
-    "V": [[L((0.0, 0.0), (0.5, 1.0), (1.0, 0.0))]],
-    "W": [[L((0.0, 0.0), (0.25, 1.0), (0.5, 0.35), (0.75, 1.0), (1.0, 0.0))]],
-    "X": [[L((0.0, 0.0), (1.0, 1.0))], [L((1.0, 0.0), (0.0, 1.0))]],
-    "Y": [[L((0.0, 0.0), (0.5, 0.5), (1.0, 0.0))], [L((0.5, 0.5), (0.5, 1.0))]],
-    "e": [[S((0.1, 0.55), (0.9, 0.5), (0.7, 0.15), (0.3, 0.15), (0.1, 0.55), (0.3, 0.95), (0.9, 0.85))]],
-    "h": [[L((0.1, 0.0), (0.1, 1.0))], [S((0.1, 0.6), (0.5, 0.4), (0.85, 0.6), (0.85, 1.0))]],
-    "k": [[L((0.1, 0.0), (0.1, 1.0))], [L((0.8, 0.4), (0.12, 0.72), (0.85, 1.0))]],
-    "m": [[L((0.05, 1.0), (0.05, 0.3)), S((0.05, 0.45), (0.27, 0.3), (0.5, 0.45), (0.5, 1.0)),
-           S((0.5, 0.45), (0.73, 0.3), (0.95, 0.45), (0.95, 1.0))]],
-    "n": [[L((0.1, 1.0), (0.1, 0.3)), S((0.1, 0.45), (0.5, 0.3), (0.9, 0.5), (0.9, 1.0))]],
-    "r": [[L((0.15, 1.0), (0.15, 0.3)), S((0.15, 0.55), (0.45, 0.32), (0.85, 0.35))]],
-    "w": [[S((0.0, 0.3), (0.2, 1.0), (0.5, 0.5), (0.8, 1.0), (1.0, 0.3))]],
-    "x": [[L((0.1, 0.3), (0.9, 1.0))], [L((0.9, 0.3), (0.1, 1.0))]],
-}
-SYMBOLS: dict[str, list[list[tuple]]] = {
-    "+": [[L((0.5, 0.1), (0.5, 0.9))], [L((0.1, 0.5), (0.9, 0.5))]],
-    "=": [[L((0.05, 0.3), (0.95, 0.3))], [L((0.05, 0.7), (0.95, 0.7))]],
-    "#": [[L((0.35, 0.0), (0.25, 1.0))], [L((0.75, 0.0), (0.65, 1.0))], [L((0.0, 0.33), (1.0, 0.33))],
-          [L((0.0, 0.67), (1.0, 0.67))]],
-    "*": [[L((0.5, 0.0), (0.5, 1.0))], [L((0.07, 0.25), (0.93, 0.75))], [L((0.93, 0.25), (0.07, 0.75))]],
-    "?": [[S((0.1, 0.25), (0.5, 0.0), (0.9, 0.25), (0.5, 0.55), (0.5, 0.75))], [L((0.5, 0.93), (0.5, 1.0))]],
-    "%": [_ellipse(0.2, 0.2, 0.17, 0.2, 0, 1.0), [L((0.9, 0.0), (0.1, 1.0))], _ellipse(0.8, 0.8, 0.17, 0.2, 0, 1.0)],
-    "&": [[S((0.9, 1.0), (0.3, 0.45), (0.35, 0.05), (0.65, 0.2), (0.1, 0.7), (0.4, 1.0), (0.9, 0.55))]],
-    "@": [_ellipse(0.5, 0.5, 0.2, 0.22, 0.5, 1.0) + [S((0.7, 0.5), (0.9, 0.7), (0.95, 0.4), (0.6, 0.02),
-                                                         (0.1, 0.3), (0.2, 0.9), (0.7, 0.95))]],
-    "<": [[L((0.9, 0.0), (0.1, 0.5), (0.9, 1.0))]],
-    "$": [[S((0.85, 0.2), (0.5, 0.08), (0.15, 0.28), (0.5, 0.5), (0.85, 0.72), (0.5, 0.92), (0.1, 0.8))],
-          [L((0.5, 0.0), (0.5, 1.0))]],
-}
-
-
-def glyph(variant: list[list[tuple]], rng: np.random.Generator, height: float, aspect: float) -> Strokes:
-    """One handwritten shape in pixels, its bounding box's top-left at (0, 0): jittered, slanted, rotated."""
-    strokes = [_stroke_points(s, rng, 0.035) for s in variant]
-    pts = np.vstack(strokes)
-    lo, hi = pts.min(0), pts.max(0)
-    shear, angle = rng.uniform(-0.1, 0.3), math.radians(rng.normal(0, 6))
-    c, s = math.cos(angle), math.sin(angle)
-    scale = np.array([aspect * height / max(hi[0] - lo[0], 0.1), height / max(hi[1] - lo[1], 0.1)])
-    t = np.array([[c, -s], [s, c]]) @ np.array([[1, -shear], [0, 1]]) @ np.diag(scale)
-    strokes = [(p - (lo + hi) / 2) @ t.T for p in strokes]
-    low = np.vstack(strokes).min(0)
-    return [p - low for p in strokes]
-
-
-def digit_glyph(d: int, rng: np.random.Generator, height: float) -> Strokes:
-    variants = TEMPLATES[d]
-    aspect = rng.uniform(0.5, 0.85) * (0.3 if d == 1 else 1.0)
-    return glyph(variants[rng.integers(len(variants))], rng, height, aspect)
-
-
-def _extent(strokes: Strokes) -> np.ndarray:
-    return np.vstack(strokes).max(0)
-
-
-def _moved(strokes: Strokes, dx: float, dy: float) -> Strokes:
-    return [p + np.array([dx, dy]) for p in strokes]
+from digitrec.testing.glyphs import LETTERS, SYMBOLS, Strokes, digit_glyph, extent, glyph, moved
+from digitrec.training.synth import S, _draw, _stroke_points
 
 
 class Sheet:
@@ -154,9 +81,9 @@ def tight(d: int, rng: np.random.Generator) -> Image.Image:
     hgt = rng.uniform(28, 160)
     pen = hgt * rng.uniform(0.06, 0.18)
     g = digit_glyph(d, rng, hgt)
-    w, h = (_extent(g) + pen).astype(int) + 2
+    w, h = (extent(g) + pen).astype(int) + 2
     sheet = Sheet(w, h, rng)
-    sheet.lay(_moved(g, pen / 2 + 1, pen / 2 + 1), pen, _ink(rng), rng.uniform(0.8, 1))
+    sheet.lay(moved(g, pen / 2 + 1, pen / 2 + 1), pen, _ink(rng), rng.uniform(0.8, 1))
     im = sheet.finish(rng.uniform(1, 5), rng.uniform(0, 0.7))
     a = 255 - np.asarray(im.convert("L"), np.float32)
     ys, xs = np.nonzero(a > 0.5 * a.max())
@@ -178,9 +105,9 @@ def boxed(d: int, rng: np.random.Generator) -> Image.Image:
     hgt = bh * rng.uniform(0.5, 0.82)
     pen = hgt * rng.uniform(0.06, 0.15)
     g = digit_glyph(d, rng, hgt)
-    room = np.array([bw, bh]) - _extent(g) - 2 * pen - 2 * frame
+    room = np.array([bw, bh]) - extent(g) - 2 * pen - 2 * frame
     off = np.array([x0, y0]) + frame + pen + rng.uniform(0, 1, 2) * np.maximum(room, 0)
-    sheet.lay(_moved(g, *off), pen, _ink(rng))
+    sheet.lay(moved(g, *off), pen, _ink(rng))
     return sheet.finish(rng.uniform(1, 5), rng.uniform(0, 0.8))
 
 
@@ -199,7 +126,7 @@ def lined(d: int, rng: np.random.Generator) -> Image.Image:
     hgt = spacing * rng.uniform(0.7, 1.3)
     pen = hgt * rng.uniform(0.06, 0.14)
     g = digit_glyph(d, rng, hgt)
-    ext = _extent(g)
+    ext = extent(g)
     w = int(ext[0] + hgt * rng.uniform(0.6, 2.0))
     h = int(spacing * rng.integers(2, 4) + hgt * 0.6)
     sheet = Sheet(w, h, rng)
@@ -209,7 +136,7 @@ def lined(d: int, rng: np.random.Generator) -> Image.Image:
     if base > h - pen:
         base -= spacing
     x = rng.uniform(pen, max(w - ext[0] - pen, pen + 1))
-    sheet.lay(_moved(g, x, base - ext[1] - rng.uniform(0, 0.1) * hgt), pen, _ink(rng))
+    sheet.lay(moved(g, x, base - ext[1] - rng.uniform(0, 0.1) * hgt), pen, _ink(rng))
     return sheet.finish(rng.uniform(1, 5), rng.uniform(0, 0.8))
 
 
@@ -219,11 +146,11 @@ def lowres(d: int, rng: np.random.Generator, upscale: bool = True) -> Image.Imag
     hgt = side * rng.uniform(0.6, 0.9)
     pen = max(hgt * rng.uniform(0.1, 0.2), 0.9)
     g = digit_glyph(d, rng, hgt)
-    ext = _extent(g)
+    ext = extent(g)
     sheet = Sheet(side, side, rng, tone=rng.uniform(150, 240))
     off = (side - ext) / 2 + rng.uniform(-0.1, 0.1, 2) * side
     off = np.clip(off, pen / 2, np.maximum(side - ext - pen / 2, pen / 2))  # the whole digit on the scan
-    sheet.lay(_moved(g, *off), pen, np.full(3, rng.uniform(20, 110)))
+    sheet.lay(moved(g, *off), pen, np.full(3, rng.uniform(20, 110)))
     im = sheet.finish(rng.uniform(1, 4), rng.uniform(0.3, 0.8), jpeg=0).convert("L")
     if upscale:
         f = int(rng.integers(4, 13))
@@ -238,10 +165,10 @@ def pencil(d: int, rng: np.random.Generator) -> Image.Image:
     hgt = side * rng.uniform(0.35, 0.8)
     pen = hgt * rng.uniform(0.03, 0.08)
     g = digit_glyph(d, rng, hgt)
-    ext = _extent(g)
+    ext = extent(g)
     sheet = Sheet(side, side, rng, tone=rng.uniform(225, 250))
     off = rng.uniform(pen, np.maximum(side - ext - pen, pen + 1))
-    sheet.lay(_moved(g, *off), pen, np.full(3, 60.0), rng.uniform(0.15, 0.45), texture=0.6)
+    sheet.lay(moved(g, *off), pen, np.full(3, 60.0), rng.uniform(0.15, 0.45), texture=0.6)
     return sheet.finish(rng.uniform(1.5, 5), rng.uniform(0.3, 0.9))
 
 
@@ -252,9 +179,9 @@ def photo(d: int, rng: np.random.Generator) -> Image.Image:
     hgt = h * rng.uniform(0.2, 0.6)
     pen = hgt * rng.uniform(0.05, 0.13)
     g = digit_glyph(d, rng, hgt)
-    ext = _extent(g)
+    ext = extent(g)
     off = rng.uniform(0.2, 0.8, 2) * (np.array([w, h]) - ext)
-    g = _moved(g, *off)
+    g = moved(g, *off)
     kx, ky = rng.uniform(-0.3, 0.3, 2) / w  # perspective tilt about the centre
     g = [_tilt(p, w, h, kx, ky) for p in g]
     sheet = Sheet(w, h, rng)
@@ -297,8 +224,8 @@ def _number_glyphs(text: str, rng: np.random.Generator, hgt: float, pen: float) 
             continue
         h = hgt * rng.uniform(0.9, 1.05)
         g = digit_glyph(int(ch), rng, h)
-        ext = _extent(g)
-        out.append(_moved(g, x, hgt - ext[1] + rng.uniform(-0.05, 0.05) * hgt))
+        ext = extent(g)
+        out.append(moved(g, x, hgt - ext[1] + rng.uniform(-0.05, 0.05) * hgt))
         x += ext[0] + hgt * rng.uniform(0.15, 0.55)
     return out, x
 
@@ -328,7 +255,7 @@ def number(rng: np.random.Generator, ruled: bool = False, decimal: bool = False)
     ink = _ink(rng)
     for g in glyphs:
         dot = len(g) == 1 and len(g[0]) == 2  # its pen is its diameter: the dab sits on the baseline
-        sheet.lay(_moved(g, mx, my), 2 * (hgt - g[0][0, 1]) if dot else pen, ink)
+        sheet.lay(moved(g, mx, my), 2 * (hgt - g[0][0, 1]) if dot else pen, ink)
     return sheet.finish(rng.uniform(1, 5), rng.uniform(0, 0.8)), text
 
 
@@ -352,9 +279,9 @@ def comb(rng: np.random.Generator) -> tuple[Image.Image, str]:
         hgt = ch * rng.uniform(0.55, 0.82)
         pen = hgt * rng.uniform(0.06, 0.13)
         g = digit_glyph(int(c), rng, hgt)
-        room = np.array([cw, ch]) - _extent(g) - 2 * pen - 2 * frame
+        room = np.array([cw, ch]) - extent(g) - 2 * pen - 2 * frame
         off = np.array([x0 + i * cw, y0]) + frame + pen + rng.uniform(0, 1, 2) * np.maximum(room, 0)
-        sheet.lay(_moved(g, *off), pen, ink)
+        sheet.lay(moved(g, *off), pen, ink)
     return sheet.finish(rng.uniform(1, 5), rng.uniform(0, 0.8)), text
 
 
@@ -376,10 +303,10 @@ def _one_shape(templates: dict[str, list], rng: np.random.Generator) -> Image.Im
     hgt = side * rng.uniform(0.4, 0.8)
     pen = hgt * rng.uniform(0.05, 0.12)
     g = glyph(variant, rng, hgt, rng.uniform(0.6, 1.0))
-    ext = _extent(g)
+    ext = extent(g)
     sheet = Sheet(side, side, rng) if rng.random() < 0.6 else Sheet(side, side, rng, tone=255.0)
     off = rng.uniform(pen, np.maximum(side - ext - pen, pen + 1))
-    sheet.lay(_moved(g, *off), pen, _ink(rng))
+    sheet.lay(moved(g, *off), pen, _ink(rng))
     return sheet.finish(rng.uniform(0, 4), rng.uniform(0, 0.7))
 
 
