@@ -74,7 +74,7 @@ frontier: setup-dev
 	$(VENV)/bin/digitrec ensemble runs/best-ls0 runs/students --out runs/mix
 	$(VENV)/bin/digitrec train --preset student --teacher runs/best --out runs/student
 	$(VENV)/bin/digitrec train --preset student --out runs/student-alone
-	$(VENV)/bin/digitrec train --preset seed --out runs/seed-seed0
+	$(VENV)/bin/digitrec train --preset reference --out runs/reference-seed0
 	$(VENV)/bin/digitrec train --preset vit --out runs/vit
 	$(VENV)/bin/digitrec export runs/best/members/seed-0 --int8
 

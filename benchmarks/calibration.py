@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from digitrec.inference.predictor import CARD_FILE, resolve_model_path
+from digitrec.card import CARD_FILE
+from digitrec.inference.predictor import resolve_model_path
 from digitrec.inference.preprocess import to_mnist
 from digitrec.training.calibrate import Rules, calibrate_model, ece, onnx_logits, softmax, synthetic_digits
 from digitrec.training.data import load_mnist
@@ -124,7 +125,7 @@ def main() -> None:
     if cal is None or args.refit:
         cal = calibrate_model(onnx, synthetic=args.n)
         source = f"refitted here with {args.n} synthetic digits"
-    rules = Rules.from_card({"calibration": cal})
+    rules = Rules.from_calibration(cal)
     rng = np.random.default_rng(7)
 
     mnist = load_mnist()

@@ -2,7 +2,7 @@
 test set, for the reference CNN in torch eager mode and every ONNX model given.
 
     python benchmarks/inference.py                                  # reference CNN vs the bundled model
-    python benchmarks/inference.py --reference runs/seed-seed0 --model runs/best-ensemble5/members/seed-0 \
+    python benchmarks/inference.py --reference runs/reference-seed0 --model runs/best-ensemble5/members/seed-0 \
         --int8 runs/best-ensemble5/members/seed-0/int8 --student runs/student --ensemble runs/best-ensemble5 \
         --plot docs/img/latency.png
 
@@ -71,11 +71,12 @@ def torch_reference(run: Path | None):
     import torch
 
     from digitrec.training.export import load_run_model
-    from digitrec.training.models import SeedCNN, count_parameters
+    from digitrec.training.models import ReferenceCNN, count_parameters
 
-    model = load_run_model(run) if run else SeedCNN().eval()
-    if not isinstance(model, SeedCNN):
-        sys.exit(f"error: --reference {run} is not a seed-recipe run (digitrec train --preset seed writes one)")
+    model = load_run_model(run) if run else ReferenceCNN().eval()
+    if not isinstance(model, ReferenceCNN):
+        sys.exit(f"error: --reference {run} is not a reference-recipe run "
+                 "(digitrec train --preset reference writes one)")
 
     @torch.inference_mode()
     def predict(x: np.ndarray) -> np.ndarray:
@@ -94,7 +95,7 @@ def onnx_model(path: Path):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--reference", type=Path, help="seed-recipe run folder (default: random weights)")
+    ap.add_argument("--reference", type=Path, help="reference-recipe run folder (default: random weights)")
     ap.add_argument("--model", type=Path, help="another run folder or .onnx (the bundled model is always timed)")
     ap.add_argument("--int8", type=Path, help="int8 folder from `digitrec export RUN --int8`")
     ap.add_argument("--student", type=Path, help="distilled student run folder")

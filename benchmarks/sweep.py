@@ -45,7 +45,7 @@ CANDIDATES: dict[str, TrainConfig] = {
     "fast": PRESETS["fast"],
     "best": BEST,
     "student": PRESETS["student"],
-    "seed": PRESETS["seed"],
+    "reference": PRESETS["reference"],
     "w64e30": replace(BEST, width=64, epochs=30),
     "w64e40-aug": replace(BEST, width=64, epochs=40, augment=STRONGER),
     "w48e40-aug": replace(BEST, width=48, epochs=40, augment=STRONGER),

@@ -88,7 +88,7 @@ def _bundled_model() -> Check:
         from digitrec.inference.predictor import load_model
 
         model = load_model()
-        acc = model.card.get("test_accuracy")
+        acc = model.card.test_accuracy
         detail = f"{model.name} {model.version}" + (f", test accuracy {acc * 100:.2f}%" if acc else "")
         return Check("bundled model", True, detail, True)
     except ImportError as exc:

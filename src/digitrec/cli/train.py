@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from digitrec.cli.typer_app import OptPath, app, console, fail
+from digitrec.cli.typer_app import OptPath, app, console, err_console, fail
 from digitrec.errors import DigitrecError
 
 
@@ -73,8 +73,9 @@ class EpochReporter:
 @app.command()
 def train(
     preset: str = typer.Option("fast", help="Recipe: fast (ours, the default), best (accuracy), student (small, "
-                                            "for --teacher), vit (a small transformer) or seed (the reference)."),
-    arch: str | None = typer.Option(None, help="Architecture: fast, seed or vit (default: the preset's)."),
+                                            "for --teacher), vit (a small transformer) or reference (the reference "
+                                            "project's; `seed`, its old name, is deprecated)."),
+    arch: str | None = typer.Option(None, help="Architecture: fast, reference or vit (default: the preset's)."),
     epochs: int | None = typer.Option(None, min=1, help="Number of epochs (default: the preset's)."),
     batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Batch size."),
     lr: float | None = typer.Option(None, min=0.0, help="Peak learning rate."),
@@ -102,8 +103,14 @@ def train(
     """Train a model and write a complete run folder (ONNX, weights, metrics, plots, model card)."""
     from digitrec.training.ensemble import train_ensemble
     from digitrec.training.loop import run
+    from digitrec.training.models import RENAMED
     from digitrec.training.recipes import resolve_config
 
+    for flag, name in (("--preset", preset), ("--arch", arch)):
+        if name in RENAMED:
+            err_console.print(f"warning: {flag} {name} is deprecated, use {flag} {RENAMED[name]}: the old name goes "
+                              "away in the next release", highlight=False, soft_wrap=True)
+    preset, arch = RENAMED.get(preset, preset), RENAMED.get(arch, arch) if arch else None
     if device not in ("auto", "cpu", "cuda"):
         fail(f"--device must be auto, cpu or cuda, not {device!r}")
     if teacher is not None and not (teacher / "config.json").is_file():
@@ -120,15 +127,15 @@ def train(
     except DigitrecError as exc:
         fail(str(exc))
     if card is not None and not quiet:
-        console.print(f"test accuracy {card['test_accuracy'] * 100:.2f}% ({card['test_errors']} errors), "
-                      f"{card['training_seconds']:.0f}s of training; run folder: {out}",
+        console.print(f"test accuracy {card.test_accuracy * 100:.2f}% ({card.test_errors} errors), "
+                      f"{card.training_seconds:.0f}s of training; run folder: {out}",
                       highlight=False, soft_wrap=True)
-        if "member_test_accuracy" in card:
+        if card.member_test_accuracy:
             _print_members(card)
 
 
-def _print_members(card: dict) -> None:
-    m = card["member_test_accuracy"]
+def _print_members(card) -> None:
+    m = card.member_test_accuracy
     console.print(f"members: {m['mean'] * 100:.2f}% ± {m['std'] * 100:.2f} (mean ± std of {m['n']}), "
                   f"min {m['min'] * 100:.2f}%, max {m['max'] * 100:.2f}%", highlight=False)
 
@@ -147,8 +154,8 @@ def ensemble(
         card = combine(runs, out, data_dir=data_dir)
     except DigitrecError as exc:
         fail(str(exc))
-    console.print(f"test accuracy {card['test_accuracy'] * 100:.2f}% ({card['test_errors']} errors), validation "
-                  f"{card['val_accuracy'] * 100:.2f}%; ensemble folder: {out}", highlight=False, soft_wrap=True)
+    console.print(f"test accuracy {card.test_accuracy * 100:.2f}% ({card.test_errors} errors), validation "
+                  f"{card.val_accuracy * 100:.2f}%; ensemble folder: {out}", highlight=False, soft_wrap=True)
     _print_members(card)
 
 
@@ -175,8 +182,8 @@ def export(
     except DigitrecError as exc:
         fail(str(exc))
     if int8:
-        q = card["quantization"]
-        console.print(f"int8: test {card['test_accuracy'] * 100:.2f}% (fp32 {q['fp32_test_accuracy'] * 100:.2f}%, "
+        q = card.quantization
+        console.print(f"int8: test {card.test_accuracy * 100:.2f}% (fp32 {q['fp32_test_accuracy'] * 100:.2f}%, "
                       f"{q['accuracy_change_points']:+.2f} points), {q['speedup']:.2f}x the fp32 throughput "
                       f"({q['int8_images_per_second']:,} vs {q['fp32_images_per_second']:,} images/s); "
                       f"folder: {out or run / 'int8'}", highlight=False, soft_wrap=True)

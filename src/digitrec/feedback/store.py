@@ -24,12 +24,12 @@ from typing import Any
 
 import numpy as np
 
+from digitrec import paths
 from digitrec.errors import DigitrecError
 from digitrec.feedback.schema import migrate
 from digitrec.fileio import IdxError, decode_idx, encode_idx, write_atomic
 
 DB_ENV = "DIGITREC_DB"
-DATA_DIR_ENV = "DIGITREC_DATA_DIR"
 
 
 class StoreUnavailable(DigitrecError):
@@ -53,15 +53,9 @@ class Record:
     client: str | None = None  # FeedbackStore.client_hash(key), never the raw key
 
 
-def data_dir() -> Path:
-    """Where the default SQLite file lives: $DIGITREC_DATA_DIR, else ~/.local/share/digitrec."""
-    env = os.environ.get(DATA_DIR_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".local" / "share" / "digitrec"
-
-
 def default_url() -> str:
     """$DIGITREC_DB, else a SQLite file under the data dir."""
-    return os.environ.get(DB_ENV) or f"sqlite:///{data_dir() / 'feedback.db'}"
+    return os.environ.get(DB_ENV) or f"sqlite:///{paths.data_dir() / 'feedback.db'}"
 
 
 def to_uint8(image: np.ndarray | None) -> bytes | None:
@@ -328,15 +322,8 @@ def write_idx(out: Path, images: np.ndarray, labels: np.ndarray) -> None:
     write_atomic(Path(out) / LABELS_FILE, encode_idx(labels))
 
 
-def export_idx(store: FeedbackStore, out: Path, only_wrong: bool = False, max_per_client: int | None = None) -> int:
-    """Write the labelled samples (see feedback_samples) as two IDX files in `out`; returns how many."""
-    images, labels, _ = feedback_samples(store, only_wrong, max_per_client)
-    write_idx(out, images, labels)
-    return len(labels)
-
-
 def read_idx_pair(folder: Path) -> tuple[np.ndarray, np.ndarray]:
-    """The (N, 28, 28) uint8 images and (N,) labels `export_idx` wrote, checked for shape and range."""
+    """The (N, 28, 28) uint8 images and (N,) labels `write_idx` wrote, checked for shape and range."""
 
     folder = Path(folder)
     try:

@@ -10,7 +10,6 @@ setting to 0 (MNIST's background), so the saliency says which *ink* mattered; wh
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,8 +93,3 @@ def heatmap_image(
     im = Image.fromarray(np.uint8(np.round(rgb)), "RGB")
     return im.resize((28 * scale, 28 * scale), Image.Resampling.NEAREST)
 
-
-def heatmap_png(image: np.ndarray, saliency: np.ndarray, *, scale: int = 10) -> bytes:
-    buf = io.BytesIO()
-    heatmap_image(image, saliency, scale=scale).save(buf, "PNG")
-    return buf.getvalue()

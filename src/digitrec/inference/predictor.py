@@ -12,7 +12,6 @@ answer into "no digit" (`Prediction.reason`) when the input is not digit-like or
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from digitrec.card import CARD_FILE, InputSpec, ModelCard
 from digitrec.errors import DigitrecError
 from digitrec.inference.rules import Rules, softmax
 from digitrec.paths import BUNDLED_DIR
@@ -30,17 +30,6 @@ MODEL_ENV = "DIGITREC_MODEL"
 hands the model to worker processes)."""
 
 MODEL_FILE = "model.onnx"
-CARD_FILE = "model_card.json"
-INPUT_CONTRACT = "float32 (N, 1, 28, 28), values in [0, 1], white ink on black (MNIST polarity)"
-DEFAULT_INPUT_SPEC: dict[str, Any] = {
-    "dtype": "float32",
-    "shape": ["N", 1, 28, 28],
-    "range": [0.0, 1.0],
-    "polarity": "white ink on black (MNIST)",
-    "normalisation": "inside the graph",
-    "output": {"shape": ["N", 10], "meaning": "logits"},
-}
-
 # Chunk large inputs so that a million images never need one giant tensor.
 _CHUNK = 1024
 
@@ -90,29 +79,6 @@ def resolve_model_path(path: str | os.PathLike[str] | None = None) -> Path:
     return p
 
 
-def _load_card(onnx_path: Path, sha256: str) -> dict[str, Any]:
-    """Read the model card beside the ONNX file and check that it describes this very file."""
-    card_path = onnx_path.parent / CARD_FILE
-    if not card_path.is_file():
-        return {}
-    try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DigitrecError(
-            f"model card {card_path} is not valid JSON ({exc}); re-export the model."
-        ) from exc
-    if not isinstance(card, dict):
-        raise DigitrecError(f"model card {card_path} must be a JSON object; re-export the model.")
-    expected = card.get("onnx_sha256")
-    if expected is not None and str(expected).lower() != sha256:
-        raise DigitrecError(
-            f"{onnx_path} does not match its model card "
-            f"(sha256 {sha256[:12]}…, card says {str(expected)[:12]}…); "
-            "the file was changed or corrupted: re-export it or restore the original."
-        )
-    return card
-
-
 def _session_options() -> Any:
     import onnxruntime as ort
 
@@ -146,9 +112,11 @@ class Predictor:
         if not blob:
             raise DigitrecError(f"model file {onnx_path} is empty; re-export the model.")
         self.sha256 = hashlib.sha256(blob).hexdigest()
-        self.card: dict[str, Any] = _load_card(onnx_path, self.sha256) if verify else {}
+        card_path = onnx_path.parent / CARD_FILE
+        self.card = ModelCard.read(card_path) if verify and card_path.is_file() else ModelCard()
+        self.card.check_describes(onnx_path, self.sha256)
         # None without a calibrated card: raw softmax, and only blank images are "no digit".
-        self.rules: Rules | None = Rules.from_card(self.card) if self.card.get("calibration") else None
+        self.rules: Rules | None = Rules.from_calibration(self.card.calibration) if self.card.calibration else None
         try:
             # From bytes, so the file we hashed is exactly the file we run.
             self._session = ort.InferenceSession(
@@ -164,7 +132,7 @@ class Predictor:
         shape = list(inputs[0].shape)
         if len(shape) != 4 or shape[1:] != [1, 28, 28] or inputs[0].type != "tensor(float)":
             raise DigitrecError(
-                f"{onnx_path} expects {inputs[0].type} {shape}, not the digitrec contract {INPUT_CONTRACT}."
+                f"{onnx_path} expects {inputs[0].type} {shape}, not the digitrec contract {InputSpec().describe()}."
             )
         self._input_name = inputs[0].name
         self._output_name = outputs[0].name
@@ -176,23 +144,20 @@ class Predictor:
     # -- metadata -------------------------------------------------------------------------------------
     @property
     def name(self) -> str:
-        return str(self.card.get("name") or self.path.parent.name or self.path.stem)
+        return str(self.card.name or self.path.parent.name or self.path.stem)
 
     @property
     def version(self) -> str:
-        return str(self.card.get("version", "unknown"))
+        return str(self.card.version)
 
     @property
     def input_spec(self) -> dict[str, Any]:
         """The input contract as the model card states it (or the digitrec default)."""
-        spec = self.card.get("input")
-        return (
-            spec if isinstance(spec, dict) else {**DEFAULT_INPUT_SPEC, "description": spec or INPUT_CONTRACT}
-        )
+        return self.card.input.to_dict()
 
     @property
     def test_accuracy(self) -> float | None:
-        acc = self.card.get("test_accuracy")
+        acc = self.card.test_accuracy
         return float(acc) if isinstance(acc, (int, float)) else None
 
     def __repr__(self) -> str:

@@ -54,8 +54,9 @@ class Rules:
     precision: list[list[float]] | None = field(default=None, repr=False)
 
     @classmethod
-    def from_card(cls, card: dict[str, Any] | None) -> Rules:
-        cal = (card or {}).get("calibration") or {}
+    def from_calibration(cls, cal: dict[str, Any] | None) -> Rules:
+        """From a model card's "calibration" (ModelCard.calibration); missing parts change nothing."""
+        cal = cal or {}
         like = cal.get("digit_like") or {}
         return cls(
             temperature=float(cal.get("temperature", 1.0)),
@@ -101,7 +102,7 @@ class Rules:
                 out.append(None)
         return out
 
-    def to_card(self) -> dict[str, Any]:
+    def to_calibration(self) -> dict[str, Any]:
         d = asdict(self)
         like = {k: d.pop(k) for k in ("ink_min", "ink_max", "max_pieces", "max_distance", "class_means",
                                       "precision")}

@@ -17,6 +17,7 @@ The fitted rules are applied at serve time by rules.py (NumPy only); `calibrate_
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -146,7 +147,7 @@ def calibrate_model(onnx_path: str | Path, *, data_dir: Path | None = None, synt
         syn_images, _ = synthetic_digits(synthetic)
         extra.append((syn_images, onnx_logits(onnx_path, syn_images)))
     rules, stats = fit_rules(onnx_logits(onnx_path, images), labels, images, extra)
-    return {**rules.to_card(), **stats, "bins": ECE_BINS, "reject_fraction": REJECT_FRACTION,
+    return {**rules.to_calibration(), **stats, "bins": ECE_BINS, "reject_fraction": REJECT_FRACTION,
             "feature_quantile": FEATURE_QUANTILE, "fitted_on": f"MNIST validation split ({len(val)} images)"
             + (f" + {synthetic} synthetic handwritten digits" if synthetic else "")}
 
@@ -157,19 +158,16 @@ def write_calibration(
     """Calibrate a run folder or .onnx file and store the result under "calibration" in the model card beside
     it (created if missing). The ONNX file is untouched, so the card's sha256 of it stays valid. `command`
     (the command line that asked for it) is recorded, so the card says how its calibration was made."""
-    import json
-
-    from digitrec.fileio import sha256_file, write_json
-    from digitrec.inference.predictor import CARD_FILE, resolve_model_path
+    from digitrec.card import CARD_FILE, ModelCard
+    from digitrec.fileio import sha256_file
+    from digitrec.inference.predictor import resolve_model_path
 
     onnx = resolve_model_path(model)
     card_path = onnx.parent / CARD_FILE
-    card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
-    if not isinstance(card, dict):
-        card = {}
-    card.setdefault("onnx_sha256", sha256_file(onnx))
-    card["calibration"] = calibrate_model(onnx, data_dir=data_dir, synthetic=synthetic)
+    card = ModelCard.read(card_path) if card_path.is_file() else ModelCard()
+    calibration = calibrate_model(onnx, data_dir=data_dir, synthetic=synthetic)
     if command:
-        card["calibration"]["command"] = command
-    write_json(card_path, card)
-    return card_path, card["calibration"]
+        calibration["command"] = command
+    card = replace(card, onnx_sha256=card.onnx_sha256 or sha256_file(onnx), calibration=calibration)
+    card.write(card_path)
+    return card_path, calibration

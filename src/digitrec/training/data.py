@@ -189,7 +189,7 @@ def ensure_mnist(data_dir: Path | None = None, cache: Path | None = None, progre
     """
     progress = progress or (lambda message: None)
     cache = (cache or paths.cache_dir()) / "mnist"
-    data_dir = data_dir or paths.user_data_dir()
+    data_dir = data_dir or paths.mnist_dir()
     tried = []
 
     def cached() -> bool:
@@ -221,7 +221,7 @@ def ensure_mnist(data_dir: Path | None = None, cache: Path | None = None, progre
     raise DataError(
         "could not get MNIST. Tried " + "; ".join(tried) + ". To supply it by hand, put the four files "
         "(train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, "
-        "raw or .gz) in a folder and pass --data-dir DIR or set DIGITREC_DATA=DIR."
+        "raw or .gz) in a folder and pass --data-dir DIR or set DIGITREC_MNIST_DIR=DIR."
     )
 
 

@@ -14,7 +14,6 @@ import io
 import json
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from digitrec.card import ModelCard
 from digitrec.errors import DigitrecError
 from digitrec.fileio import write_atomic
 from digitrec.training import data as mnist
@@ -333,12 +333,8 @@ def train(
     return RunResult(out=out, model=bare, history=history, best_epoch=best_epoch, train_images=len(x_train))
 
 
-def is_tty() -> bool:
-    return sys.stdout.isatty()
-
-
 def run(cfg: TrainConfig, out: Path, *, device: str = "auto", resume: bool = False,
-        data_dir: Path | None = None, reporter=None) -> dict | None:
+        data_dir: Path | None = None, reporter=None) -> ModelCard | None:
     """Train, then (on the main process) write the whole run folder; returns the model card."""
     from digitrec.training.runs import write_run_folder
 

@@ -9,13 +9,14 @@ unchanged, and its card carries its own test accuracy, calibration and the fp32 
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from digitrec.card import CARD_FILE, ModelCard
 from digitrec.errors import DigitrecError
 from digitrec.fileio import sha256_file
 
@@ -78,41 +79,40 @@ def images_per_second(onnx: Path, images: np.ndarray, repeats: int = 3) -> float
 
 def quantize_run(run: Path, out: Path | None = None, *, data_dir: Path | None = None) -> dict:
     """Quantise RUN/model.onnx into the folder `out` (default RUN/int8); returns the int8 model card."""
-    from digitrec.fileio import write_json
     from digitrec.training import data as mnist
     from digitrec.training.calibrate import calibrate_model
     from digitrec.training.evaluate import evaluate_model, val_accuracy
     from digitrec.training.runs import command_line
 
-    fp32, card_path = run / "model.onnx", run / "model_card.json"
+    fp32, card_path = run / "model.onnx", run / CARD_FILE
     if not (fp32.is_file() and card_path.is_file()):
         raise DigitrecError(f"{run} is not a trained run folder (model.onnx and model_card.json are needed)")
     out = out or run / "int8"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "model_card.json").unlink(missing_ok=True)
+    (out / CARD_FILE).unlink(missing_ok=True)
     quantize_onnx(fp32, out / "model.onnx", calibration_images(data_dir))
     metrics = evaluate_model(out, data_dir=data_dir)
-    fp32_card = json.loads(card_path.read_text())
+    fp32_card = ModelCard.read(card_path)
     test = mnist.load_mnist(data_dir).test_images
     fp32_speed, int8_speed = images_per_second(fp32, test), images_per_second(out / "model.onnx", test)
-    card = {
-        **fp32_card,
-        "name": f"{fp32_card['name']}-int8",
-        "onnx_sha256": sha256_file(out / "model.onnx"),
-        "test_accuracy": metrics["accuracy"], "test_errors": metrics["errors"],
-        "val_accuracy": val_accuracy(out / "model.onnx", data_dir),
-        "per_class": metrics["per_class"], "confusion_matrix": metrics["confusion_matrix"],
-        "quantization": {
+    card = replace(
+        fp32_card,
+        name=f"{fp32_card.name}-int8",
+        onnx_sha256=sha256_file(out / "model.onnx"),
+        onnx_torch_max_abs_diff=None,  # the int8 graph is not meant to match torch bit for bit
+        test_accuracy=metrics["accuracy"], test_errors=metrics["errors"],
+        val_accuracy=val_accuracy(out / "model.onnx", data_dir),
+        per_class=metrics["per_class"], confusion_matrix=metrics["confusion_matrix"],
+        quantization={
             "method": "ONNX Runtime static, QDQ, per-channel int8 weights, uint8 activations, MinMax",
             "calibration_images": f"{CALIBRATION_IMAGES} training-split images (seed {CALIBRATION_SEED})",
-            "fp32_test_accuracy": fp32_card["test_accuracy"],
-            "accuracy_change_points": round((metrics["accuracy"] - fp32_card["test_accuracy"]) * 100, 4),
+            "fp32_test_accuracy": fp32_card.test_accuracy,
+            "accuracy_change_points": round((metrics["accuracy"] - fp32_card.test_accuracy) * 100, 4),
             "fp32_images_per_second": round(fp32_speed), "int8_images_per_second": round(int8_speed),
             "speedup": round(int8_speed / fp32_speed, 3),
             "command": command_line(),
         },
-    }
-    card["calibration"] = {**calibrate_model(out / "model.onnx", data_dir=data_dir), "command": command_line()}
-    card.pop("onnx_torch_max_abs_diff", None)  # the int8 graph is not meant to match torch bit for bit
-    write_json(out / "model_card.json", card)
+        calibration={**calibrate_model(out / "model.onnx", data_dir=data_dir), "command": command_line()},
+    )
+    card.write(out / CARD_FILE)
     return card

@@ -7,11 +7,12 @@ Stored in each run folder's config.json as "recipe", so a run folder says exactl
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 
 from digitrec.errors import DigitrecError
 from digitrec.training.augment import AugmentConfig
-from digitrec.training.models import ModelConfig
+from digitrec.training.models import RENAMED, ModelConfig
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ _FAST = TrainConfig(arch="fast", width=24, epochs=10, batch_size=128, optimizer=
 
 PRESETS = {
     # The reference recipe, as the reference project trains it.
-    "seed": TrainConfig(arch="seed", epochs=30, batch_size=128, optimizer="adam", lr=1e-3, schedule="plateau",
+    "reference": TrainConfig(arch="reference", epochs=30, batch_size=128, optimizer="adam", lr=1e-3, schedule="plateau",
                         early_stop_patience=7),
     "fast": _FAST,
     # The accuracy recipe: a third more width and twice the epochs (about 8.5 minutes on 2 cores).
@@ -74,13 +75,26 @@ def same_recipe(stored: dict, cfg: TrainConfig) -> bool:
     """A stored recipe equals cfg; a field added to TrainConfig since it was stored counts as its default."""
     want = json.loads(json.dumps(cfg.to_dict()))
     default = json.loads(json.dumps(TrainConfig().to_dict()))
+    stored = {**stored, "arch": RENAMED.get(stored.get("arch", default["arch"]), stored.get("arch", default["arch"]))}
     return all(stored.get(k, default[k]) == v for k, v in want.items())
 
 
 def resolve_config(preset: str, **overrides) -> TrainConfig:
-    """A preset with the command-line overrides that were given (None means 'keep the preset's')."""
+    """A preset with the command-line overrides that were given (None means 'keep the preset's'). The old
+    name `seed` (preset or arch) still works, with a FutureWarning."""
+    preset, arch = renamed(preset), overrides.get("arch")
+    if arch is not None:
+        overrides["arch"] = renamed(arch)
     if preset not in PRESETS:
         raise DigitrecError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     cfg = PRESETS[preset]
     given = {k: v for k, v in overrides.items() if v is not None}
     return replace(cfg, **given)
+
+
+def renamed(name: str) -> str:
+    """Today's name of a preset or architecture; an old one warns that it goes away in the next release."""
+    if name in RENAMED:
+        warnings.warn(f"'{name}' is now called '{RENAMED[name]}'; the old name goes away in the next release",
+                      FutureWarning, stacklevel=3)
+    return RENAMED.get(name, name)

@@ -1,7 +1,7 @@
 """A trained model becomes a run folder: weights, config, ONNX, metrics, plots and the model card.
 
-The model card (model_card.json, beside model.onnx) is what the serving half reads: it says what the
-model is, how it was made (the exact command), how good it is, and pins the ONNX file by sha256.
+The model card (digitrec.card.ModelCard, model_card.json beside model.onnx) is what the serving half reads: it
+says what the model is, how it was made (the exact command), how good it is, and pins the ONNX file by sha256.
 """
 
 from __future__ import annotations
@@ -13,17 +13,13 @@ import platform
 import shlex
 import subprocess
 import sys
+from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
 
+from digitrec.card import CARD_FILE, InputSpec, ModelCard
 from digitrec.fileio import sha256_file, write_json
 from digitrec.training import data as mnist
-
-INPUT_CONTRACT = {
-    "name": "image", "dtype": "float32", "shape": ["N", 1, 28, 28], "range": [0.0, 1.0],
-    "polarity": "white ink on black (MNIST)", "normalisation": "inside the graph",
-    "output": {"name": "logits", "shape": ["N", 10]},
-}
 
 
 def library_versions() -> dict[str, str]:
@@ -53,7 +49,7 @@ def command_line() -> str:
     return shlex.join(a for a in argv if a != "--resume")
 
 
-def write_run_folder(result, cfg, *, device: str, seconds: float, data_dir: Path | None = None) -> dict:
+def write_run_folder(result, cfg, *, device: str, seconds: float, data_dir: Path | None = None) -> ModelCard:
     """Everything after the last epoch: weights, config, summary, ONNX, test metrics, plots, model card."""
     from digitrec.training import report
     from digitrec.training.evaluate import evaluate_model
@@ -63,7 +59,7 @@ def write_run_folder(result, cfg, *, device: str, seconds: float, data_dir: Path
     out: Path = result.out
     model = result.model
     # A card left by an earlier run in this folder describes another model.onnx: it must not vouch for ours.
-    (out / "model_card.json").unlink(missing_ok=True)
+    (out / CARD_FILE).unlink(missing_ok=True)
     save_weights(model, out / "model.safetensors")
     trainable, total = count_parameters(model)
     config = {
@@ -88,9 +84,9 @@ def write_run_folder(result, cfg, *, device: str, seconds: float, data_dir: Path
     parity = export_onnx(model, out / "model.onnx")
     metrics = evaluate_model(out, data_dir=data_dir)
     calibration = write_insight(out, data_dir=data_dir, smoke=cfg.limit is not None)
-    card = build_model_card(out, config, metrics, parity)
-    card["calibration"] = {**calibration, "command": config["command"]}
-    write_json(out / "model_card.json", card)
+    card = replace(build_model_card(out, config, metrics, parity),
+                   calibration={**calibration, "command": config["command"]})
+    card.write(out / CARD_FILE)
     return card
 
 
@@ -110,7 +106,7 @@ def write_insight(out: Path, *, data_dir: Path | None = None, smoke: bool = Fals
     return calibrate_model(onnx, data_dir=data_dir, synthetic=100 if smoke else 500)
 
 
-def build_model_card(run: Path, config: dict, metrics: dict, parity: float) -> dict:
+def build_model_card(run: Path, config: dict, metrics: dict, parity: float) -> ModelCard:
     hist = json.loads(json.dumps(config))
     val_acc = None
     log = run / "training_log.csv"
@@ -122,27 +118,27 @@ def build_model_card(run: Path, config: dict, metrics: dict, parity: float) -> d
         best = [r for r in rows if int(r["epoch"]) == config["best_epoch"]]
         val_acc = float(best[0]["val_acc"]) if best else None
     recipe = hist["recipe"]
-    return {
-        "name": f"digitrec-{recipe['arch']}",
-        "version": dt.date.today().isoformat(),
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "arch": config["model"],
-        "parameters": config["parameters"],
-        "onnx_file": "model.onnx",
-        "onnx_sha256": sha256_file(run / "model.onnx"),
-        "onnx_torch_max_abs_diff": parity,
-        "input": INPUT_CONTRACT,
-        "test_accuracy": metrics["accuracy"],
-        "test_errors": metrics["errors"],
-        "val_accuracy": val_acc,
-        "per_class": metrics["per_class"],
-        "confusion_matrix": metrics["confusion_matrix"],
-        "data_checksums": config["data"]["checksums_md5"],
-        "training_command": config["command"],
-        "training_seconds": config["training_seconds"],
-        "epochs_run": config["epochs_run"],
-        "recipe": recipe,
-        "device": config["device"],
-        "library_versions": config["library_versions"],
-        "git_commit": config["git_commit"],
-    }
+    return ModelCard(
+        name=f"digitrec-{recipe['arch']}",
+        version=dt.date.today().isoformat(),
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        arch=config["model"],
+        parameters=config["parameters"],
+        onnx_file="model.onnx",
+        onnx_sha256=sha256_file(run / "model.onnx"),
+        onnx_torch_max_abs_diff=parity,
+        input=InputSpec(),
+        test_accuracy=metrics["accuracy"],
+        test_errors=metrics["errors"],
+        val_accuracy=val_acc,
+        per_class=metrics["per_class"],
+        confusion_matrix=metrics["confusion_matrix"],
+        data_checksums=config["data"]["checksums_md5"],
+        training_command=config["command"],
+        training_seconds=config["training_seconds"],
+        epochs_run=config["epochs_run"],
+        recipe=recipe,
+        device=config["device"],
+        library_versions=config["library_versions"],
+        git_commit=config["git_commit"],
+    )

@@ -1,5 +1,5 @@
 """A tiny run of benchmarks/robustness.py: every perturbation is in the table and the JSON, accuracies are
-percentages, and a missing seed-recipe run is one clear line, not a traceback."""
+percentages, and a missing reference-recipe run is one clear line, not a traceback."""
 
 import json
 import os
@@ -56,4 +56,4 @@ def test_missing_baseline_is_one_line_that_says_how_to_make_it(tmp_path):
     assert out.returncode != 0
     assert "Traceback" not in out.stderr
     lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and "digitrec train --preset seed" in lines[0] and "nope" in lines[0], out.stderr
+    assert len(lines) == 1 and "digitrec train --preset reference" in lines[0] and "nope" in lines[0], out.stderr

@@ -20,7 +20,7 @@ def test_calibrating_a_real_model_on_the_validation_split(mnist_cache):
     assert 0.2 < cal["temperature"] < 5
     assert cal["ece_after"] <= cal["ece_before"] + 1e-3
     assert cal["val_rejected"] <= 0.015
-    rules = Rules.from_card({"calibration": cal})
+    rules = Rules.from_calibration(cal)
     test = load_mnist().test_images[:2000].astype(np.float32) / 255
     reasons = rules.reasons(test, onnx_logits(onnx, test))
     assert np.mean([r is not None for r in reasons]) <= 0.02

@@ -121,3 +121,9 @@ def test_doctor_fails_when_an_installed_extra_is_broken(tmp_path):
     proc = digitrec("doctor", env=env)
     assert proc.returncode != 0
     assert "simulated broken build" in proc.stdout and "broken: onnxruntime" in proc.stderr
+
+
+def test_old_preset_name_seed_still_works_with_a_deprecation_warning():
+    proc = digitrec("train", "--preset", "seed", "--device", "tpu")
+    assert "--preset seed is deprecated, use --preset reference" in proc.stderr
+    assert_clean_failure(proc, "--device must be auto, cpu or cuda")

@@ -13,9 +13,10 @@ from digitrec.feedback.store import (
     Record,
     StoreUnavailable,
     UnknownPrediction,
-    export_idx,
+    feedback_samples,
     open_store,
     read_idx_pair,
+    write_idx,
 )
 from digitrec.testing.servers import free_port
 
@@ -59,11 +60,11 @@ def test_export_writes_idx_that_training_reads(store_url: str, tmp_path: Path):
                   Record(ids[2], "m", 2, 0.8, image(0.0))])
     store.add_feedback(ids[0], 3)
     store.add_feedback(ids[1], 1)
-    assert export_idx(store, tmp_path / "all") == 2
+    write_idx(tmp_path / "all", *feedback_samples(store)[:2])
     images, labels = read_idx_pair(tmp_path / "all")
     assert images.shape == (2, 28, 28) and images.dtype == np.uint8
     assert sorted(labels.tolist()) == [1, 3]
-    assert export_idx(store, tmp_path / "wrong", only_wrong=True) == 1
+    write_idx(tmp_path / "wrong", *feedback_samples(store, only_wrong=True)[:2])
     images, labels = read_idx_pair(tmp_path / "wrong")
     assert labels.tolist() == [1] and (images == 255).all()
 

@@ -78,10 +78,10 @@ def test_default_rules_never_reject_and_round_trip_through_the_card():
     images = rng.random((5, 28, 28)).astype(np.float32)
     logits = rng.normal(0, 1, (5, 10))
     assert Rules().reasons(images, logits) == [None] * 5
-    assert Rules.from_card({}) == Rules()
+    assert Rules.from_calibration(None) == Rules()
     r = Rules(temperature=1.3, reject_below=0.6, ink_min=0.02, ink_max=0.3, max_pieces=4, max_distance=7.5,
               class_means=np.eye(10).tolist(), precision=np.eye(10).tolist())
-    assert Rules.from_card({"calibration": r.to_card()}) == r
+    assert Rules.from_calibration(r.to_calibration()) == r
 
 
 def _digit_like_data(n: int = 3000, seed: int = 3):

@@ -54,7 +54,7 @@ def test_mismatching_folder_and_no_network_give_one_clear_error(tmp_path, monkey
         mnist.ensure_mnist(tmp_path / "given", cache=tmp_path / "cache")
     message = str(err.value)
     assert "the folder" in message and "has md5" in message  # says what was tried and why it failed
-    assert "--data-dir" in message and "DIGITREC_DATA" in message  # and how to supply the files by hand
+    assert "--data-dir" in message and "DIGITREC_MNIST_DIR" in message  # and how to supply the files by hand
     assert not (tmp_path / "cache" / "mnist").exists()  # nothing unverified was cached
 
 
@@ -129,3 +129,16 @@ def test_stratified_split_is_reproducible_for_a_seed_and_differs_across_seeds():
     a, b = mnist.stratified_split(labels, 100, 1), mnist.stratified_split(labels, 100, 1)
     c = mnist.stratified_split(labels, 100, 2)
     assert np.array_equal(a.val, b.val) and not np.array_equal(a.val, c.val)
+
+
+def test_mnist_folder_comes_from_its_env_var_and_the_old_name_still_works(monkeypatch, tmp_path):
+    from digitrec import paths
+
+    monkeypatch.delenv("DIGITREC_MNIST_DIR", raising=False)
+    monkeypatch.delenv("DIGITREC_DATA", raising=False)
+    assert paths.mnist_dir() is None
+    monkeypatch.setenv("DIGITREC_DATA", str(tmp_path))
+    with pytest.warns(FutureWarning, match="DIGITREC_MNIST_DIR"):
+        assert paths.mnist_dir() == tmp_path
+    monkeypatch.setenv("DIGITREC_MNIST_DIR", str(tmp_path / "new"))
+    assert paths.mnist_dir() == tmp_path / "new"

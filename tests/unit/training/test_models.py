@@ -3,16 +3,16 @@ import pytest
 import torch
 
 from digitrec.training.augment import AugmentConfig, random_affine
-from digitrec.training.models import FastCNN, ModelConfig, SeedCNN, build_model, count_parameters
+from digitrec.training.models import FastCNN, ModelConfig, ReferenceCNN, build_model, count_parameters
 from digitrec.training.report import model_summary
 
 
-def test_seed_cnn_has_exactly_the_reference_parameter_counts():
-    assert count_parameters(SeedCNN()) == (211_690, 213_354)
+def test_reference_cnn_has_exactly_the_reference_parameter_counts():
+    assert count_parameters(ReferenceCNN()) == (211_690, 213_354)
 
 
-def test_seed_cnn_layers_are_in_the_reference_order():
-    kinds = [type(m).__name__ for m in SeedCNN().modules() if not list(m.children())]
+def test_reference_cnn_layers_are_in_the_reference_order():
+    kinds = [type(m).__name__ for m in ReferenceCNN().modules() if not list(m.children())]
     assert kinds == [
         "Normalize", "Conv2d", "ReLU", "BatchNorm2d", "Conv2d", "ReLU", "BatchNorm2d", "MaxPool2d", "Dropout",
         "Conv2d", "ReLU", "BatchNorm2d", "Conv2d", "ReLU", "BatchNorm2d", "MaxPool2d", "Dropout",
@@ -21,7 +21,7 @@ def test_seed_cnn_layers_are_in_the_reference_order():
     ]
 
 
-@pytest.mark.parametrize("cfg", [ModelConfig("seed"), ModelConfig("fast", 8), ModelConfig("fast", 24),
+@pytest.mark.parametrize("cfg", [ModelConfig("reference"), ModelConfig("fast", 8), ModelConfig("fast", 24),
                                  ModelConfig("vit", 32)])
 def test_models_map_a_batch_to_ten_logits(cfg):
     model = build_model(cfg).eval()
@@ -34,7 +34,7 @@ def test_unknown_architecture_is_a_clear_error():
 
 
 def test_model_summary_prints_output_shapes_and_totals():
-    text = model_summary(SeedCNN())
+    text = model_summary(ReferenceCNN())
     assert "(None, 32, 28, 28)" in text and "(None, 128, 7, 7)" in text and "(None, 10)" in text
     assert "Trainable params: 211,690" in text and "213,354" in text
 
@@ -50,8 +50,8 @@ def conv_macs(model) -> int:
     return sum(macs)
 
 
-def test_fast_cnn_is_cheaper_per_image_than_the_seed_cnn():
-    assert conv_macs(FastCNN(24)) < 0.7 * conv_macs(SeedCNN())
+def test_fast_cnn_is_cheaper_per_image_than_the_reference_cnn():
+    assert conv_macs(FastCNN(24)) < 0.7 * conv_macs(ReferenceCNN())
 
 
 def test_augmentation_keeps_shapes_range_and_batch_order():
@@ -96,3 +96,14 @@ def test_vit_exports_to_onnx_and_matches_torch(tmp_path):
 
     model = build_model(ModelConfig("vit", 32)).eval()
     assert export_onnx(model, tmp_path / "vit.onnx") < 1e-4
+
+
+def test_old_name_seed_reads_as_reference_in_run_folders_recipes_and_presets():
+    from digitrec.training.recipes import PRESETS, resolve_config, same_recipe
+
+    assert ModelConfig("seed").arch == "reference"  # config.json of runs made before the rename
+    assert isinstance(build_model(ModelConfig("seed")), ReferenceCNN)
+    with pytest.warns(FutureWarning, match="'seed' is now called 'reference'"):
+        assert resolve_config("seed") == PRESETS["reference"]
+    old = {**PRESETS["reference"].to_dict(), "arch": "seed"}
+    assert same_recipe(old, PRESETS["reference"])
