@@ -1,6 +1,8 @@
 # Two entry points that work on a fresh machine (Python 3.10+ with venv):
 #   make serve   set up .venv with digitrec[serve] (no torch) and run the web app on the bundled model
-#   make test    set up .venv with every extra and run the whole test suite (what CI runs)
+#   make check   set up .venv with every extra, then lint, the import contracts and the fast tiers (tests/unit,
+#                tests/api: no server, no browser, no MNIST; a few minutes): what to run between edits
+#   make test    set up .venv with every extra and run the whole test suite, tests/e2e included (what CI runs)
 #   make image   build the serving image digitrec:latest (docker when a Docker engine runs, else podman)
 #   make image-test  build it, run it and smoke-test it from outside (what CI runs after `make test`)
 VENV ?= .venv
@@ -11,7 +13,7 @@ PORT ?= 8000
 # torch is pinned exactly first: a bare range would let pip pick a multi-GB CUDA build.
 TORCH ?= torch==2.13.0
 
-.PHONY: serve test image image-test setup-serve setup-dev lint bundle frontier sweep bench clean
+.PHONY: serve check test image image-test setup-serve setup-dev lint bundle frontier sweep bench clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -31,6 +33,13 @@ setup-dev: $(VENV)/.dev-installed
 
 serve: setup-serve
 	$(VENV)/bin/digitrec serve --host $(HOST) --port $(PORT)
+
+# Lint, then the import contracts of pyproject.toml ([tool.importlinter]: the serving half imports neither
+# training, the CLI nor torch; nothing imports the CLI or digitrec.testing), then the fast tiers.
+check: setup-dev
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/lint-imports
+	$(PY) -m pytest tests/unit tests/api -q
 
 test: setup-dev
 	$(PY) -m pytest

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from digitrec.training.augment import AugmentConfig
+from digitrec.training.evaluate import paired_delta
 from digitrec.training.recipes import PRESETS, TrainConfig
 
 BEST = PRESETS["best"]
@@ -134,19 +135,6 @@ def mean_std(values: list[float]) -> str:
         return "–"
     std = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{statistics.fmean(values) * 100:.2f} % ± {std * 100:.2f}"
-
-
-def paired_delta(a: np.ndarray, b: np.ndarray, rounds: int = 2000) -> tuple[float, float, float]:
-    """Mean of a - b and its 95 % bootstrap interval, resampling images (both rows are scored on the same ones).
-
-    a and b are per-image accuracy (each averaged over its candidate's seeds). The interval answers whether a
-    split of this size can tell the two recipes apart at all; the spread over seeds is the table's ± column.
-    """
-    d = a - b
-    rng = np.random.default_rng(0)
-    boot = [d[rng.integers(0, len(d), len(d))].mean() for _ in range(rounds)]
-    lo, hi = np.percentile(boot, [2.5, 97.5])
-    return float(d.mean()), float(lo), float(hi)
 
 
 def signed_points(delta: tuple[float, float, float] | None) -> str:

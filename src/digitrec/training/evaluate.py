@@ -107,3 +107,16 @@ def val_accuracy(onnx: Path, data_dir: Path | None = None) -> float:
     val = mnist.stratified_split(ds.train_labels).val
     pred = load_model(onnx, verify=False).predict_proba(ds.train_images[val]).argmax(1)
     return round(float((pred == ds.train_labels[val]).mean()), 6)
+
+
+def paired_delta(a: np.ndarray, b: np.ndarray, rounds: int = 2000) -> tuple[float, float, float]:
+    """Mean of a - b and its 95 % bootstrap interval, resampling images (both rows are scored on the same ones).
+
+    a and b are per-image accuracy (each averaged over its candidate's seeds). The interval answers whether a
+    split of this size can tell the two recipes apart at all; the spread over seeds is the table's ± column.
+    """
+    d = a - b
+    rng = np.random.default_rng(0)
+    boot = [d[rng.integers(0, len(d), len(d))].mean() for _ in range(rounds)]
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    return float(d.mean()), float(lo), float(hi)
