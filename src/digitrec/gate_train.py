@@ -171,6 +171,28 @@ def drawn_negatives(n: int, rng: np.random.Generator) -> np.ndarray:
     return _mnist_form(gen(), n)
 
 
+def low_res(images: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n of these MNIST-form pictures (uint8, white on black) as a coarse scan sends them: shrunk to 7-16 px on
+    light paper, sometimes upscaled again by the sender, then through `to_mnist`. Digits and non-digits both
+    get it, so that "blurry" is no cue for either side."""
+
+    resample = (Image.Resampling.BILINEAR, Image.Resampling.BICUBIC, Image.Resampling.NEAREST)
+
+    def gen():
+        while True:
+            a = images[int(rng.integers(len(images)))].astype(np.float32)
+            paper, ink = rng.uniform(150, 245), rng.uniform(20, 110)
+            im = Image.fromarray(np.uint8(paper - a / 255 * (paper - ink)), "L")
+            side = int(rng.integers(7, 17))
+            im = im.resize((side, side), Image.Resampling.BOX)
+            if rng.random() < 0.5:
+                f = int(rng.integers(4, 13))
+                im = im.resize((side * f, side * f), resample[int(rng.integers(3))])
+            yield im
+
+    return _mnist_form(gen(), n)
+
+
 def build_data(seed: int, n_views: int, n_pool: int, n_drawn: int, log=print) -> dict[str, np.ndarray]:
     """Every training picture, made once: uint8 arrays of (k, 28, 28)."""
     from digitrec.data import load_mnist, stratified_split
@@ -209,8 +231,8 @@ def train_gate(data: dict[str, np.ndarray], *, seed: int = 0, epochs: int = 6, b
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     f = lambda a: torch.from_numpy(a).float().div_(255).unsqueeze(1)  # noqa: E731
-    pos = torch.cat([f(data["digits"]), f(data["views"]), f(data["drawn"])])
-    neg = torch.cat([f(data["pool"]), f(data["other"])])
+    pos = torch.cat([f(data[k]) for k in ("digits", "views", "drawn", "digits_low") if k in data])
+    neg = torch.cat([f(data[k]) for k in ("pool", "other", "negatives_low") if k in data])
     half = batch // 2
     steps = math.ceil(len(pos) / half) * epochs
     model = GateNet()
@@ -269,10 +291,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", default="src/digitrec/bundled", help="model folder whose card gets the gate")
     ap.add_argument("--out", default="runs/gate", help="run folder (data cache, gate.onnx, gate.json)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--views", type=int, default=27_000, help="training digits also shown through to_mnist")
     ap.add_argument("--pool", type=int, default=20_000, help="digitrec.negatives pictures")
     ap.add_argument("--drawn", type=int, default=8_000, help="font/Hershey digits, and Hershey negatives")
+    ap.add_argument("--low-res", type=int, default=10_000, help="digits (and as many non-digits) as coarse scans")
     ap.add_argument("--frr", type=float, default=GATE_FRR)
     ap.add_argument("--install", action="store_true", help="copy gate.onnx beside --model, record it in the card")
     args = ap.parse_args(argv)
@@ -285,6 +308,17 @@ def main(argv: list[str] | None = None) -> None:
     else:
         data = build_data(args.seed, args.views, args.pool, args.drawn)
         np.savez_compressed(cache, **data)
+    if args.low_res and "digits_low" not in data:  # made from the pictures above, so cached apart
+        low = out / f"low-seed{args.seed}-{args.low_res}.npz"
+        if low.is_file():
+            data.update(np.load(low))
+        else:
+            rng = np.random.default_rng(args.seed + 2)
+            extra = {"digits_low": low_res(data["digits"], args.low_res, rng),
+                     "negatives_low": low_res(np.concatenate([data["pool"], data["other"]]), args.low_res, rng)}
+            np.savez_compressed(low, **extra)
+            data.update(extra)
+        print(f"{len(data['digits_low'])} digits and {len(data['negatives_low'])} non-digits at low resolution")
     model = train_gate(data, seed=args.seed, epochs=args.epochs)
     onnx = out / GATE_FILE
     val = validation_sets()
@@ -293,7 +327,7 @@ def main(argv: list[str] | None = None) -> None:
     info.update({
         "parameters": sum(p.numel() for p in model.parameters()), "onnx_torch_max_abs_diff": diff,
         "command": f"python -m digitrec.gate_train --seed {args.seed} --epochs {args.epochs} --frr {args.frr}"
-                   " --install",
+                   f" --low-res {args.low_res} --install",
     })
     (out / "gate.json").write_text(json.dumps(info, indent=2) + "\n")
     print(json.dumps(info, indent=2))
