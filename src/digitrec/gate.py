@@ -20,7 +20,7 @@ import numpy as np
 from digitrec.errors import DigitrecError
 
 GATE_FILE = "gate.onnx"
-GATE_FRR = 0.003  # the gate may refuse at most this fraction of each set of validation digits
+GATE_FRR = 0.001  # the gate may refuse at most this fraction of each set of validation digits
 
 
 class Gate:

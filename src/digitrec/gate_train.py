@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", default="src/digitrec/bundled", help="model folder whose card gets the gate")
     ap.add_argument("--out", default="runs/gate", help="run folder (data cache, gate.onnx, gate.json)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--views", type=int, default=27_000, help="training digits also shown through to_mnist")
     ap.add_argument("--pool", type=int, default=20_000, help="digitrec.negatives pictures")
     ap.add_argument("--drawn", type=int, default=8_000, help="font/Hershey digits, and Hershey negatives")
