@@ -1,6 +1,8 @@
 # Two entry points that work on a fresh machine (Python 3.10+ with venv):
 #   make serve   set up .venv with digitrec[serve] (no torch) and run the web app on the bundled model
-#   make test    set up .venv with every extra and run the whole test suite (what CI runs)
+#   make check   set up .venv with every extra, then lint, the import contracts and the fast tiers (tests/unit,
+#                tests/api: no server, no browser, no MNIST; a few minutes): what to run between edits
+#   make test    set up .venv with every extra and run the whole test suite, tests/e2e included (what CI runs)
 #   make image   build the serving image digitrec:latest (docker when a Docker engine runs, else podman)
 #   make image-test  build it, run it and smoke-test it from outside (what CI runs after `make test`)
 VENV ?= .venv
@@ -11,7 +13,7 @@ PORT ?= 8000
 # torch is pinned exactly first: a bare range would let pip pick a multi-GB CUDA build.
 TORCH ?= torch==2.13.0
 
-.PHONY: serve test image image-test setup-serve setup-dev lint bundle frontier sweep bench clean
+.PHONY: serve check test image image-test setup-serve setup-dev lint bundle frontier sweep bench clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -32,11 +34,18 @@ setup-dev: $(VENV)/.dev-installed
 serve: setup-serve
 	$(VENV)/bin/digitrec serve --host $(HOST) --port $(PORT)
 
+# Lint, then the import contracts of pyproject.toml ([tool.importlinter]: the serving half imports neither
+# training, the CLI nor torch; nothing imports the CLI or digitrec.testing), then the fast tiers.
+check: setup-dev
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/lint-imports
+	$(PY) -m pytest tests/unit tests/api -q
+
 test: setup-dev
 	$(PY) -m pytest
 
 # The image (.ci/build-image: podman needs a base made once from Debian, see docs/production.md). The smoke test
-# draws its digit with digitrec.synth, so it runs with the serve venv's Python.
+# draws its digit with digitrec.training.synth, so it runs with the serve venv's Python.
 IMAGE ?= digitrec:latest
 image:
 	IMAGE=$(IMAGE) .ci/build-image
@@ -50,12 +59,12 @@ lint: setup-dev
 # Reproduce the bundled model: the student recipe (the fast CNN at width 16, 20 epochs, seed 0), the most accurate
 # model on validation among those that keep POST /api/predict within 3x /healthz (README, Results). The training
 # command writes the model card (calibration included); the shipped files are those of runs/student-alone.
-# Then the "is this a digit?" gate (digitrec.gate_train, docs/no-digit.md): gate.onnx beside the model, listed
+# Then the "is this a digit?" gate (digitrec.training.gate, docs/no-digit.md): gate.onnx beside the model, listed
 # in its card with its sha256 and the threshold fitted on the validation split.
 bundle: setup-dev
 	$(VENV)/bin/digitrec train --preset student --seed 0 --out runs/bundled
 	cp runs/bundled/model.onnx runs/bundled/model_card.json src/digitrec/bundled/
-	$(PY) -m digitrec.gate_train --model src/digitrec/bundled --out runs/gate --seed 0 --install
+	$(PY) -m digitrec.training.gate --model src/digitrec/bundled --out runs/gate --seed 0 --install
 
 # The frontier runs of the README: five best-recipe members and their ensemble, the same without label
 # smoothing, five students, the mixed ensemble validation chooses (benchmarks/ensembles.py), the distilled
@@ -68,7 +77,7 @@ frontier: setup-dev
 	$(VENV)/bin/digitrec ensemble runs/best-ls0 runs/students --out runs/mix
 	$(VENV)/bin/digitrec train --preset student --teacher runs/best --out runs/student
 	$(VENV)/bin/digitrec train --preset student --out runs/student-alone
-	$(VENV)/bin/digitrec train --preset seed --out runs/seed-seed0
+	$(VENV)/bin/digitrec train --preset reference --out runs/reference-seed0
 	$(VENV)/bin/digitrec train --preset vit --out runs/vit
 	$(VENV)/bin/digitrec export runs/best/members/seed-0 --int8
 

@@ -30,7 +30,9 @@ def _load(name: str, path: str, renames: dict[str, str]) -> types.ModuleType:
 
 def legacy() -> tuple[types.ModuleType, types.ModuleType]:
     """(preprocess, segment) as they were at LEGACY_REV."""
-    names = {"digitrec.components": "_legacy_components", "digitrec.preprocess": "_legacy_preprocess"}
+    # The old sources import these by their paths of that time; the modules they did not have come from today's.
+    names = {"digitrec.components": "_legacy_components", "digitrec.preprocess": "_legacy_preprocess",
+             "digitrec.images": "digitrec.inference.images"}
     _load("_legacy_components", "src/digitrec/components.py", {})
     pre = _load("_legacy_preprocess", "src/digitrec/preprocess.py", names)
     seg = _load("_legacy_segment", "src/digitrec/segment.py", names)

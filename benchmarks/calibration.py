@@ -9,7 +9,7 @@ that played no part in the fit: the MNIST test set (as 28x28 arrays, and as PNG 
 path), synthetic handwriting from another seed, and generated non-digits, all through the same path as a
 user's image (`to_mnist` -> model -> rules -> the card's "is this a digit?" gate, when it lists one;
 --no-gate leaves it out). The letters are in DejaVu Sans, a font family that `digitrec train --negatives`
-and the gate's training (digitrec.negatives) hold out.
+and the gate's training (digitrec.training.negatives) hold out.
 """
 
 from __future__ import annotations
@@ -24,11 +24,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from digitrec.calibrate import Rules, calibrate_model, ece, onnx_logits, softmax, synthetic_digits
-from digitrec.data import load_mnist
-from digitrec.gate import Gate
-from digitrec.predictor import CARD_FILE, resolve_model_path
-from digitrec.preprocess import to_mnist
+from digitrec.card import CARD_FILE
+from digitrec.inference.gate import Gate
+from digitrec.inference.predictor import resolve_model_path
+from digitrec.inference.preprocess import to_mnist
+from digitrec.training.calibrate import Rules, calibrate_model, ece, onnx_logits, softmax, synthetic_digits
+from digitrec.training.data import load_mnist
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 # Letters that people (and MNIST) also write as digits: O/0, I/l/1, S/5, Z/2, B/8, b/6, g/q/9, G/6, T/7...
@@ -138,7 +139,7 @@ def main() -> None:
     if cal is None or args.refit:
         cal = calibrate_model(onnx, synthetic=args.n)
         source = f"refitted here with {args.n} synthetic digits"
-    rules = Rules.from_card({"calibration": cal})
+    rules = Rules.from_calibration(cal)
     rng = np.random.default_rng(7)
 
     mnist = load_mnist()

@@ -2,7 +2,7 @@
 
     python benchmarks/documents.py [--n 200] [--seed 7] [--model path/to/model.onnx]
 
-Generates digits, numbers and non-digits as they come from paper (benchmarks/document_images.py: tight
+Generates digits, numbers and non-digits as they come from paper (digitrec.testing.documents: tight
 crops, boxed form fields, ruled paper, low-resolution scans, faint pencil, photos; numbers on plain and ruled
 paper, in comb fields, with a decimal point; handwritten letters, symbols, scribbles, other pictures; never
 MNIST, and nothing here is trained on) and reads them through the model with
@@ -20,20 +20,16 @@ from __future__ import annotations
 import argparse
 import io
 import platform
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
+from _legacy import LEGACY_REV, legacy  # benchmarks/_legacy.py, next to this script
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import document_images as docs  # noqa: E402
-from _legacy import LEGACY_REV, legacy  # noqa: E402
-
-from digitrec.predictor import load_model  # noqa: E402
-from digitrec.preprocess import to_gray, to_mnist  # noqa: E402
-from digitrec.segment import read_number  # noqa: E402
+from digitrec.inference.predictor import load_model
+from digitrec.inference.preprocess import to_gray, to_mnist
+from digitrec.inference.segment import read_number
+from digitrec.testing import documents as docs
 
 
 def naive(image: Image.Image) -> np.ndarray:

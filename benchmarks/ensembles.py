@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from digitrec import data as mnist
-from digitrec.ensemble import expand_members
 from digitrec.errors import DigitrecError
-from digitrec.predictor import load_model
+from digitrec.inference.predictor import load_model
+from digitrec.training import data as mnist
+from digitrec.training.ensemble import expand_members
 
 
 def parse_group(text: str) -> tuple[str, list[Path]]:

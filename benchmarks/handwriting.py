@@ -2,7 +2,7 @@
 
     python benchmarks/handwriting.py [--model src/digitrec/bundled/model.onnx] [--n 2000] [--seed 2024]
 
-Generates a fixed seeded set (digitrec.synth: canvas drawings, scans, photos of paper, chalkboard; never
+Generates a fixed seeded set (digitrec.training.synth: canvas drawings, scans, photos of paper, chalkboard; never
 MNIST), runs it through `to_mnist` with each choice of box size, stroke-width normalisation and centring,
 classifies with ONNX Runtime and prints accuracy per style. "naive" is what most demos do: invert if the
 picture is light, squash the whole image to 28x28. A `None` answer (no digit found) counts as wrong.
@@ -18,8 +18,8 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from digitrec import synth
-from digitrec.preprocess import to_gray, to_mnist
+from digitrec.inference.preprocess import to_gray, to_mnist
+from digitrec.training import synth
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "src" / "digitrec" / "bundled" / "model.onnx"
 CONFIGS = [  # (name, to_mnist keyword arguments, all spelled out: the defaults move); None = naive baseline

@@ -24,10 +24,8 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-from hostile_inputs import CASES, Case, files_for, phone_photo  # noqa: E402
-from live_server import free_port, stop, wait_ready  # noqa: E402
+from digitrec.testing.hostile import CASES, Case, files_for, phone_photo
+from digitrec.testing.servers import free_port, stop, wait_ready
 
 TICK = os.sysconf("SC_CLK_TCK")
 

@@ -2,7 +2,7 @@
 test set, for the reference CNN in torch eager mode and every ONNX model given.
 
     python benchmarks/inference.py                                  # reference CNN vs the bundled model
-    python benchmarks/inference.py --reference runs/seed-seed0 --model runs/best-ensemble5/members/seed-0 \
+    python benchmarks/inference.py --reference runs/reference-seed0 --model runs/best-ensemble5/members/seed-0 \
         --int8 runs/best-ensemble5/members/seed-0/int8 --student runs/student --ensemble runs/best-ensemble5 \
         --plot docs/img/latency.png
 
@@ -70,12 +70,13 @@ def cpu_name() -> str:
 def torch_reference(run: Path | None):
     import torch
 
-    from digitrec.export import load_run_model
-    from digitrec.models import SeedCNN, count_parameters
+    from digitrec.training.export import load_run_model
+    from digitrec.training.models import ReferenceCNN, count_parameters
 
-    model = load_run_model(run) if run else SeedCNN().eval()
-    if not isinstance(model, SeedCNN):
-        sys.exit(f"error: --reference {run} is not a seed-recipe run (digitrec train --preset seed writes one)")
+    model = load_run_model(run) if run else ReferenceCNN().eval()
+    if not isinstance(model, ReferenceCNN):
+        sys.exit(f"error: --reference {run} is not a reference-recipe run "
+                 "(digitrec train --preset reference writes one)")
 
     @torch.inference_mode()
     def predict(x: np.ndarray) -> np.ndarray:
@@ -86,7 +87,7 @@ def torch_reference(run: Path | None):
 
 def onnx_model(path: Path):
     """(predict_proba, trainable parameters from the model card, if it has one)."""
-    from digitrec.predictor import load_model
+    from digitrec.inference.predictor import load_model
 
     model = load_model(path)  # verified: the card (and its parameter count) describes this very file
     return model.predict_proba, model.card.get("parameters", {}).get("trainable")
@@ -94,7 +95,7 @@ def onnx_model(path: Path):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--reference", type=Path, help="seed-recipe run folder (default: random weights)")
+    ap.add_argument("--reference", type=Path, help="reference-recipe run folder (default: random weights)")
     ap.add_argument("--model", type=Path, help="another run folder or .onnx (the bundled model is always timed)")
     ap.add_argument("--int8", type=Path, help="int8 folder from `digitrec export RUN --int8`")
     ap.add_argument("--student", type=Path, help="distilled student run folder")
@@ -108,9 +109,9 @@ def main() -> None:
     os.environ["DIGITREC_ORT_THREADS"] = str(args.threads)
     import torch
 
-    from digitrec import data as mnist
-    from digitrec.export import export_onnx
-    from digitrec.predictor import resolve_model_path
+    from digitrec.inference.predictor import resolve_model_path
+    from digitrec.training import data as mnist
+    from digitrec.training.export import export_onnx
 
     torch.set_num_threads(args.threads)
     ds = mnist.load_mnist()

@@ -1,7 +1,7 @@
 """Accuracy on the MNIST test set under shifts, rotations, scale changes, stroke thickening and thinning and
-inverted polarity, through the public preprocessing: a model against the seed-recipe model, in one run.
+inverted polarity, through the public preprocessing: a model against the reference-recipe model, in one run.
 
-    python benchmarks/robustness.py [--model RUN_OR_ONNX] [--baseline runs/seed-seed0] [--n 10000] [--seed 0]
+    python benchmarks/robustness.py [--model RUN_OR_ONNX] [--baseline runs/reference-seed0] [--n 10000] [--seed 0]
                                     [--json]
 
 Each test digit is rendered at 4x (bicubic, 112 px for MNIST's 28) in the middle of a 224 px black canvas
@@ -28,15 +28,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps
 
-from digitrec.data import load_mnist
 from digitrec.errors import DigitrecError
-from digitrec.predictor import Predictor, load_model
-from digitrec.preprocess import to_mnist
+from digitrec.inference.predictor import Predictor, load_model
+from digitrec.inference.preprocess import to_mnist
+from digitrec.training.data import load_mnist
 
 UP = 4  # working resolution: canvas pixels per MNIST pixel
 SIDE = 56 * UP  # the canvas
 FRAME = slice((SIDE - 28 * UP) // 2, (SIDE + 28 * UP) // 2)  # MNIST's 28x28 frame inside it
-SEED_RUN = Path("runs/seed-seed0")  # what `digitrec train --preset seed` writes
+REFERENCE_RUN = Path("runs/reference-seed0")  # what `digitrec train --preset reference` writes
 
 
 def _affine(im: Image.Image, scale: float = 1.0, angle: float = 0.0, dx: float = 0.0, dy: float = 0.0):
@@ -92,7 +92,7 @@ def inputs(images: np.ndarray, perturb: Perturb, rng: np.random.Generator) -> tu
 def load(path: Path | None, what: str) -> Predictor:
     """Load a model or exit with one line that says how to get it (no traceback for a missing file)."""
     if path is not None and not path.exists():
-        hint = " (`digitrec train --preset seed` writes runs/seed-seed0)" if what == "baseline" else ""
+        hint = " (`digitrec train --preset reference` writes runs/reference-seed0)" if what == "baseline" else ""
         sys.exit(f"error: --{what} {path} does not exist{hint}; pass a run folder or a .onnx file.")
     try:
         return load_model(path)
@@ -145,7 +145,7 @@ def table(result: dict) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=None, help="run folder or .onnx (default: the bundled model)")
-    ap.add_argument("--baseline", type=Path, default=SEED_RUN, help="the seed-recipe run folder or .onnx")
+    ap.add_argument("--baseline", type=Path, default=REFERENCE_RUN, help="the reference-recipe run folder or .onnx")
     ap.add_argument("--n", type=int, default=10000, help="test images, taken evenly over the test set")
     ap.add_argument("--seed", type=int, default=0, help="for the shift directions and rotation signs")
     ap.add_argument("--json", action="store_true", help="print a JSON object instead of the table")

@@ -28,7 +28,7 @@ import time
 import httpx
 import numpy as np
 
-from digitrec.synth import render
+from digitrec.training.synth import render
 
 
 def start_server(model: str | None, db: str, stack: str) -> tuple[subprocess.Popen, str]:
@@ -103,7 +103,7 @@ def main() -> None:
 
     # Where a predict request's time goes, measured in this process (no HTTP): preprocessing + inference.
     from digitrec import load_model
-    from digitrec.preprocess import to_mnist
+    from digitrec.inference.preprocess import to_mnist
 
     predictor = load_model(args.model)
     work = []

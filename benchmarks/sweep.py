@@ -2,7 +2,7 @@
 
     python benchmarks/sweep.py --candidates best w64e30 --seeds 5 --jobs 8 --device cuda --out runs/sweep
 
-Each (candidate, seed) is one `digitrec.train.run` into OUT/<candidate>/members/seed-<s>: the folder layout of
+Each (candidate, seed) is one `digitrec.training.loop.run` into OUT/<candidate>/members/seed-<s>: the folder layout of
 `digitrec train --ensemble`, so once a candidate becomes a preset, `digitrec train --preset P --ensemble 5
 --out OUT/<candidate>` reuses those members instead of training them again. A member already finished with the
 same recipe is skipped here too. Beside each member the sweep keeps its softmax outputs on validation and test
@@ -34,8 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-from digitrec.augment import AugmentConfig
-from digitrec.train import PRESETS, TrainConfig
+from digitrec.training.augment import AugmentConfig
+from digitrec.training.evaluate import paired_delta
+from digitrec.training.recipes import PRESETS, TrainConfig
 
 BEST = PRESETS["best"]
 STRONGER = AugmentConfig(rotation_deg=15, shift=0.12, zoom=0.15, shear_deg=15)
@@ -44,7 +45,7 @@ CANDIDATES: dict[str, TrainConfig] = {
     "fast": PRESETS["fast"],
     "best": BEST,
     "student": PRESETS["student"],
-    "seed": PRESETS["seed"],
+    "reference": PRESETS["reference"],
     "w64e30": replace(BEST, width=64, epochs=30),
     "w64e40-aug": replace(BEST, width=64, epochs=40, augment=STRONGER),
     "w48e40-aug": replace(BEST, width=48, epochs=40, augment=STRONGER),
@@ -72,10 +73,10 @@ def run_one(name: str, seed: int, args: argparse.Namespace) -> None:
     """One member, in this process: train, write the run folder, keep its probabilities."""
     import torch
 
-    from digitrec import data as mnist
-    from digitrec.ensemble import train_member
-    from digitrec.export import load_run_model
-    from digitrec.train import evaluate_logits, resolve_device, to_tensor
+    from digitrec.training import data as mnist
+    from digitrec.training.ensemble import train_member
+    from digitrec.training.export import load_run_model
+    from digitrec.training.loop import evaluate_logits, resolve_device, to_tensor
 
     path = member_path(args.out, name, seed)
     # resume: a run the deadline stopped goes on from its last checkpoint
@@ -136,19 +137,6 @@ def mean_std(values: list[float]) -> str:
     return f"{statistics.fmean(values) * 100:.2f} % ± {std * 100:.2f}"
 
 
-def paired_delta(a: np.ndarray, b: np.ndarray, rounds: int = 2000) -> tuple[float, float, float]:
-    """Mean of a - b and its 95 % bootstrap interval, resampling images (both rows are scored on the same ones).
-
-    a and b are per-image accuracy (each averaged over its candidate's seeds). The interval answers whether a
-    split of this size can tell the two recipes apart at all; the spread over seeds is the table's ± column.
-    """
-    d = a - b
-    rng = np.random.default_rng(0)
-    boot = [d[rng.integers(0, len(d), len(d))].mean() for _ in range(rounds)]
-    lo, hi = np.percentile(boot, [2.5, 97.5])
-    return float(d.mean()), float(lo), float(hi)
-
-
 def signed_points(delta: tuple[float, float, float] | None) -> str:
     if delta is None:
         return "–"
@@ -157,7 +145,7 @@ def signed_points(delta: tuple[float, float, float] | None) -> str:
 
 
 def summarise(names: list[str], seeds: list[int], args: argparse.Namespace) -> dict:
-    from digitrec import data as mnist
+    from digitrec.training import data as mnist
 
     ds = mnist.load_mnist(args.data_dir)
     labels = {"val": ds.train_labels[mnist.stratified_split(ds.train_labels).val], "test": ds.test_labels}

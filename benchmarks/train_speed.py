@@ -1,15 +1,15 @@
-"""Training speed: time-to-accuracy of each preset against the seed recipe, from one table.
+"""Training speed: time-to-accuracy of each preset against the reference recipe, from one table.
 
-    python benchmarks/train_speed.py                        # trains seed (5 epochs) and fast, as CI-sized proof
-    python benchmarks/train_speed.py --presets seed fast best --full
-    python benchmarks/train_speed.py --runs seed=runs/seed-seed0 fast=runs/bench/fast \
+    python benchmarks/train_speed.py                        # trains reference (5 epochs) and fast, as CI-sized proof
+    python benchmarks/train_speed.py --presets reference fast best --full
+    python benchmarks/train_speed.py --runs reference=runs/reference-seed0 fast=runs/bench/fast \
         best=runs/best-ensemble5/members/seed-0 --plot docs/img/accuracy_vs_epochs.png
 
 For each run: epochs and seconds until the validation accuracy first reaches 99.0 / 99.5 / 99.6 % (the test
 set is never looked at per epoch), total training time and test accuracy, and the ratio of each preset's
-seconds to the seed recipe's. Seconds are the per-epoch times in training_log.csv (validation pass included),
+seconds to the reference recipe's. Seconds are the per-epoch times in training_log.csv (validation pass included),
 so they are only comparable between runs made on a quiet machine; `--runs` reads folders already trained.
-Without --full the seed recipe gets five epochs (its time budget in the foundation issue).
+Without --full the reference recipe gets five epochs (its time budget in the foundation issue).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def reached(result: dict, target: float) -> str:
 
 
 def report(results: list[dict]) -> None:
-    base = next((r for r in results if r["name"].startswith("seed")), results[0])
+    base = next((r for r in results if r["name"].startswith("reference")), results[0])
     head = "".join(f"{'to ' + format(t * 100, '.1f') + '%':>16}" for t in TARGETS)
     print(f"\n{'recipe':<12}{'params':>9}{'epochs':>7}{'train s':>9}{'test acc':>10}{head}")
     for r in results:
@@ -100,8 +100,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/bench"))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--presets", nargs="+", default=["seed", "fast"])
-    parser.add_argument("--full", action="store_true", help="the seed recipe runs all its epochs, not five")
+    parser.add_argument("--presets", nargs="+", default=["reference", "fast"])
+    parser.add_argument("--full", action="store_true", help="the reference recipe runs all its epochs, not five")
     parser.add_argument("--runs", nargs="+", metavar="NAME=RUN", help="tabulate these finished runs instead")
     parser.add_argument("--plot", type=Path, help="write validation accuracy vs epochs here (PNG)")
     args = parser.parse_args()
@@ -116,9 +116,9 @@ def main() -> None:
     else:
         results = []
         for preset in args.presets:
-            short = preset == "seed" and not args.full
-            name = "seed-5ep" if short else preset
-            run = train(preset, args.out / ("seed-5epochs" if short else preset), args.seed, 5 if short else None)
+            short = preset == "reference" and not args.full
+            name = "reference-5ep" if short else preset
+            run = train(preset, args.out / ("reference-5epochs" if short else preset), args.seed, 5 if short else None)
             results.append(summarise(name, run))
     report(results)
     if args.plot:

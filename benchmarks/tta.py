@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from digitrec import data as mnist
-from digitrec.predictor import load_model
+from digitrec.inference.predictor import load_model
+from digitrec.training import data as mnist
 
 VIEWS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))  # (down, right) in pixels
 

@@ -21,7 +21,7 @@ def demo_image() -> bytes:
     """A handwritten-looking 5 as PNG bytes, when no image is given."""
     import numpy as np
 
-    from digitrec.synth import render
+    from digitrec.training.synth import render
 
     buf = io.BytesIO()
     render(5, np.random.default_rng(0), "canvas").save(buf, "PNG")

@@ -16,12 +16,12 @@ import numpy as np
 
 from digitrec import load_model
 from digitrec.errors import DigitrecError
-from digitrec.preprocess import to_mnist
+from digitrec.inference.preprocess import to_mnist
 
 
 def sample_images(folder: Path) -> list[Path]:
     """Write a few synthetic handwritten digits (canvas drawings, scans, photos) as PNG/JPEG files."""
-    from digitrec.synth import render
+    from digitrec.training.synth import render
 
     rng = np.random.default_rng(0)
     paths = []

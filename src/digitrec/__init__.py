@@ -16,12 +16,12 @@ __version__ = "0.1.0"
 __all__ = ["Prediction", "Predictor", "load_model", "__version__"]
 
 if TYPE_CHECKING:
-    from digitrec.predictor import Prediction, Predictor, load_model
+    from digitrec.inference.predictor import Prediction, Predictor, load_model
 
 
 def __getattr__(name: str) -> Any:
     if name in {"load_model", "Prediction", "Predictor"}:
-        from digitrec import predictor
+        from digitrec.inference import predictor
 
         return getattr(predictor, name)
     raise AttributeError(f"module 'digitrec' has no attribute {name!r}")

@@ -1,16 +1,16 @@
 """Request bodies -> MNIST-form images: multipart or JSON, base64 or pixels, checked before decoding.
 
-Bodies are read by async FastAPI dependencies (`single_body`, `batch_body`, chosen by Content-Type), which
-do no CPU work beyond parsing; `to_model_input` decodes and preprocesses, and runs inside the plain `def`
-routes, i.e. on the thread pool (or on the event loop for one small image: routes.INLINE_MAX_PIXELS). Every
-mistake a client can make raises an HTTPException with a 4xx status and one sentence.
+Bodies are read by async functions (`single_body`, `batch_body`, chosen by Content-Type; FastAPI dependencies
+or called by the route), which do no CPU work beyond parsing; `to_model_input` decodes and preprocesses, and
+runs inside the plain `def` routes, i.e. on the thread pool (or on the event loop for one small image:
+routes/predict.py, INLINE_MAX_PIXELS). Every mistake a client can make raises an HTTPException with a 4xx
+status and one sentence.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import codecs
 import json
 import logging
 from collections.abc import Callable
@@ -21,19 +21,14 @@ import numpy as np
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from digitrec.errors import DigitrecError
-from digitrec.images import FORMATS_TEXT, Header, ImageError, ImageTooLarge, UnsupportedImage, read_header
+from digitrec.inference.images import FORMATS_TEXT, Header, ImageError, ImageTooLarge, UnsupportedImage, read_header
+from digitrec.web.deps import SettingsDep
 from digitrec.web.schemas import ImageIn, PixelsIn, PredictIn
-from digitrec.web.settings import Settings
-
-try:
-    from python_multipart.exceptions import FormParserError
-    from python_multipart.multipart import MultipartParser, parse_options_header
-except ImportError:  # python-multipart < 0.0.13 names its module `multipart`
-    from multipart.exceptions import FormParserError  # type: ignore[no-redef]
-    from multipart.multipart import MultipartParser, parse_options_header  # type: ignore[no-redef]
+from digitrec.web.settings import ServeSettings
 
 log = logging.getLogger("digitrec.web")
 
@@ -54,10 +49,6 @@ class Item:
     data: bytes | None = None
     pixels: np.ndarray | None = None
     header: Header | None = None  # set by `checked`: `data` opened, format and size accepted
-
-
-def settings_of(request: Request) -> Settings:
-    return request.app.state.settings
 
 
 # -- reading bodies -------------------------------------------------------------------------------------
@@ -87,107 +78,36 @@ async def _json(request: Request) -> Any:
 
 
 async def _uploads(request: Request, field: str, limit: int) -> list[Item]:
-    """The uploads in `field` of a multipart body; more than `limit` files is a 413."""
+    """The uploads in `field` of a multipart body; more than `limit` files is a 413.
+
+    Starlette's form parser (python-multipart) rather than the private parser over the body in memory that
+    was here: that one saved about 0.03 ms on a multipart canvas request (the app called in process, best
+    batch of 25, three runs each while other jobs loaded the machine: 0.52-0.59 ms over the preprocessing and
+    inference with it, 0.57-0.61 ms with request.form()), which is not worth a parser of our own to keep in
+    step with Starlette's. The page sends JSON, whose latency is the goal (benchmarks/serve_latency.py)."""
     too_many = f"send at most {limit} images in one request" + (
         "; use /api/predict/batch for several." if limit == 1 else "."
     )
-    # One file over the limit may be parsed, so that the count check of the caller gives the answer.
-    parts = _Multipart(request.headers.get("content-type", ""), max_files=limit + 1, max_fields=limit + 10,
-                       too_many=too_many).parse(await request.body())
-    values = [(data, is_file) for name, data, is_file in parts if name == field]
-    if not values:
-        raise HTTPException(422, f"the multipart body has no '{field}' field; put the image(s) there.")
-    items = []
-    for i, (data, is_file) in enumerate(values):
-        where = field if len(values) == 1 and field == "file" else f"{field}[{i}]"
-        if not is_file:
-            raise HTTPException(422, f"{where} must be a file upload, not a text field.")
-        items.append(Item(where, data=data))
-    return items
-
-
-class _Multipart:
-    """A multipart/form-data body -> its parts [(field name, bytes, is a file)], in order.
-
-    python-multipart's parser with starlette's rules, limits and 400 messages (starlette.formparsers), but
-    for a body already in memory (BodyLimitMiddleware bounds it): no temporary file, UploadFile or awaited
-    write per upload. That machinery was a tenth of a canvas prediction's time on the server."""
-
-    MAX_TEXT_PART = 1024 * 1024  # starlette's max_part_size, for text fields
-
-    def __init__(self, content_type: str, *, max_files: int, max_fields: int, too_many: str) -> None:
-        _, params = parse_options_header(content_type)
-        charset = params.get(b"charset", b"utf-8").decode("latin-1")
-        try:
-            self.charset = codecs.lookup(charset).name
-        except LookupError:
-            self.charset = "latin-1"
-        self.boundary = params.get(b"boundary")
-        self.max_files, self.max_fields, self.too_many = max_files, max_fields, too_many
-        self.parts: list[tuple[str, bytes, bool]] = []
-        self.files = self.fields = 0
-        self._header, self._value = bytearray(), bytearray()
-        self._disposition = b""
-        self._name, self._is_file, self._data = "", False, bytearray()
-
-    def parse(self, body: bytes) -> list[tuple[str, bytes, bool]]:
-        if not self.boundary:
-            raise HTTPException(400, "Missing boundary in multipart.")
-        parser = MultipartParser(self.boundary, {
-            "on_part_begin": self._part_begin, "on_part_data": self._part_data, "on_part_end": self._part_end,
-            "on_header_field": self._header_field, "on_header_value": self._header_value,
-            "on_header_end": self._header_end, "on_headers_finished": self._headers_finished,
-        })
-        try:
-            parser.write(body)
-            parser.finalize()
-        except FormParserError as exc:
-            raise HTTPException(400, "Invalid multipart data.") from exc
-        return self.parts
-
-    def _part_begin(self) -> None:
-        self._disposition, self._data = b"", bytearray()
-
-    def _part_data(self, data: bytes, start: int, end: int) -> None:
-        if not self._is_file and len(self._data) + end - start > self.MAX_TEXT_PART:
-            raise HTTPException(400, f"Part exceeded maximum size of {self.MAX_TEXT_PART // 1024}KB.")
-        self._data += data[start:end]
-
-    def _part_end(self) -> None:
-        self.parts.append((self._name, bytes(self._data), self._is_file))
-
-    def _header_field(self, data: bytes, start: int, end: int) -> None:
-        self._header += data[start:end]
-
-    def _header_value(self, data: bytes, start: int, end: int) -> None:
-        self._value += data[start:end]
-
-    def _header_end(self) -> None:
-        if self._header.lower() == b"content-disposition":
-            self._disposition = bytes(self._value)
-        self._header, self._value = bytearray(), bytearray()
-
-    def _headers_finished(self) -> None:
-        _, options = parse_options_header(self._disposition)
-        if b"name" not in options:
-            raise HTTPException(400, 'The Content-Disposition header field "name" must be provided.')
-        self._name = _safe_decode(options[b"name"], self.charset)
-        self._is_file = b"filename" in options
-        if self._is_file:
-            self.files += 1
-            if self.files > self.max_files:
-                raise HTTPException(413, self.too_many)
-        else:
-            self.fields += 1
-            if self.fields > self.max_fields:
-                raise HTTPException(400, f"Too many fields. Maximum number of fields is {self.max_fields}.")
-
-
-def _safe_decode(raw: bytes, charset: str) -> str:
     try:
-        return raw.decode(charset)
-    except (UnicodeDecodeError, LookupError):
-        return raw.decode("latin-1")
+        # One file over the limit may be parsed, so that the count check of the caller gives the answer.
+        form = await request.form(max_files=limit + 1, max_fields=limit + 10)
+    except HTTPException as exc:
+        if exc.status_code == 400 and "Too many files" in str(exc.detail):
+            raise HTTPException(413, too_many) from exc
+        raise
+    try:
+        values = form.getlist(field)
+        if not values:
+            raise HTTPException(422, f"the multipart body has no '{field}' field; put the image(s) there.")
+        items = []
+        for i, value in enumerate(values):
+            where = field if len(values) == 1 and field == "file" else f"{field}[{i}]"
+            if not isinstance(value, UploadFile):
+                raise HTTPException(422, f"{where} must be a file upload, not a text field.")
+            items.append(Item(where, data=await value.read()))
+        return items
+    finally:
+        await form.close()
 
 
 def _decode_base64(text: str, where: str) -> bytes:
@@ -234,10 +154,10 @@ async def single_body(request: Request) -> Item:
     raise _unsupported_media(ctype, "file")
 
 
-async def batch_body(request: Request) -> list[Item]:
+async def batch_body(request: Request, settings: SettingsDep) -> list[Item]:
     """POST /api/predict/batch: multipart `files` (repeated), or JSON {"images": [...]}; each JSON item is
     a base64/data-URL string, {"image": ...} or {"pixels": ...}."""
-    limit = settings_of(request).max_batch
+    limit = settings.max_batch
     ctype = _content_type(request)
     if ctype == "multipart/form-data":
         items = await _uploads(request, "files", limit=limit)
@@ -277,16 +197,16 @@ async def batch_body(request: Request) -> list[Item]:
 # -- decoding -------------------------------------------------------------------------------------------
 
 
-def to_model_input(item: Item, settings: Settings) -> np.ndarray | None:
+def to_model_input(item: Item, settings: ServeSettings) -> np.ndarray | None:
     """One item -> the (28, 28) MNIST-form image the model will see, or None when blank."""
     if item.pixels is not None:
         return None if int((item.pixels > INK_LEVEL).sum()) < MIN_INK_PIXELS else item.pixels
-    from digitrec.preprocess import to_mnist
+    from digitrec.inference.preprocess import to_mnist
 
     return decode(item, settings, to_mnist)
 
 
-def decode(item: Item, settings: Settings, read: Callable[..., T]) -> T:
+def decode(item: Item, settings: ServeSettings, read: Callable[..., T]) -> T:
     """Check an encoded item's header, then `read(header, max_pixels=...)` it (to_mnist, read_number, ...:
     anything that decodes through images.open_image), turning any decoder failure into a 400."""
     header = item.header or check_image(item, settings)
@@ -304,7 +224,7 @@ def decode(item: Item, settings: Settings, read: Callable[..., T]) -> T:
         header.image.close()  # the decoded pixels go now, not when the request ends (a batch holds many)
 
 
-def checked(item: Item, settings: Settings) -> Item:
+def checked(item: Item, settings: ServeSettings) -> Item:
     """The item with its header checked (`check_image`) and kept, for a caller that wants the image's size
     before decoding it; pixels pass as they are."""
     if item.pixels is not None or item.header is not None:
@@ -312,7 +232,7 @@ def checked(item: Item, settings: Settings) -> Item:
     return replace(item, header=check_image(item, settings))
 
 
-def check_image(item: Item, settings: Settings) -> Header:
+def check_image(item: Item, settings: ServeSettings) -> Header:
     """An encoded item, opened, once its header says it is an accepted format within the pixel limit and
     cheap to decode (images.read_header; no pixel decoded yet: images.open_image decodes the Header as it
     would the bytes, without parsing the file a second time). Every route that decodes an upload goes

@@ -1,5 +1,6 @@
 """Which files admin reload may load: a model file (`model.onnx`, or a run folder holding one) under the
-configured folders (`model_dirs`: $DIGITREC_MODEL_DIRS, the served model's folder, the bundled one).
+configured folders (`model_dirs`: the settings' model_dirs, $DIGITREC_MODEL_DIRS, the served model's folder,
+the bundled one).
 
 Everything is decided from the path and `stat`, before anything is opened: a device, a pipe or a socket
 would block or stream for ever, and a path outside the folders is not the admin's to read through us.
@@ -14,16 +15,15 @@ from pathlib import Path
 
 from starlette.exceptions import HTTPException
 
+from digitrec.inference.predictor import MODEL_FILE
 from digitrec.paths import BUNDLED_DIR
-from digitrec.predictor import MODEL_FILE
 
 MODEL_DIRS_ENV = "DIGITREC_MODEL_DIRS"
 
 
-def model_dirs(served: str | os.PathLike[str]) -> tuple[Path, ...]:
-    """Folders admin reload may load from: $DIGITREC_MODEL_DIRS (os.pathsep-separated), the served model's
-    folder and the bundled one, symlinks resolved. Fixed at start: a reload does not widen them."""
-    given = [Path(p).expanduser() for p in os.environ.get(MODEL_DIRS_ENV, "").split(os.pathsep) if p]
+def model_dirs(given: Iterable[Path], served: str | os.PathLike[str]) -> tuple[Path, ...]:
+    """Folders admin reload may load from: the given ones, the served model's folder and the bundled one,
+    symlinks resolved. Fixed at start: a reload does not widen them."""
     return tuple(dict.fromkeys(p.resolve() for p in [*given, Path(served).parent, Path(BUNDLED_DIR)]))
 
 

@@ -1,4 +1,5 @@
-"""uvicorn's HTTP protocol with TCP_NODELAY set on every connection (`serve()` passes it as `http=`).
+"""TCP_NODELAY on every connection, set by the HTTP protocols of connections.py (`serve()` passes one as
+uvicorn's `http=`).
 
 asyncio turns Nagle's algorithm off only on accepted sockets whose Python object says proto=IPPROTO_TCP.
 With `workers > 1` (also `--reload`), uvicorn binds the listening socket itself with `socket.socket(family)`,
@@ -11,16 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-
-from uvicorn.protocols.http.auto import AutoHTTPProtocol  # what http="auto" would be: httptools or h11
-
-
-class NoDelayHTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
-    """Module level, so that uvicorn's worker processes can unpickle the config that names it."""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        set_nodelay(transport)
-        super().connection_made(transport)
 
 
 def set_nodelay(transport: asyncio.BaseTransport) -> None:

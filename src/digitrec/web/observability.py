@@ -6,7 +6,7 @@ log line. Logs carry method, path, route, status, time and sizes: never a body, 
 
 Several uvicorn workers: each process counts on its own, so `serve()` points PROMETHEUS_MULTIPROC_DIR at a
 fresh folder and /metrics then sums every worker (prometheus-client's multiprocess mode). Feedback figures
-come from the database's running counts (a few rows: feedback_schema.py), so they agree across workers; a
+come from the database's running counts (a few rows: feedback/schema.py), so they agree across workers; a
 scrape runs in the thread pool, so a slow database never holds the event loop.
 
 Label values are bounded whatever clients send: the method from a fixed set, the route from the app's own
@@ -82,7 +82,7 @@ class StoreCollector:
         self.app = app
 
     def collect(self):
-        store = getattr(self.app.state, "store", None)
+        store = self.app.state.store
         if store is None:
             return
         try:

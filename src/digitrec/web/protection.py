@@ -1,4 +1,4 @@
-"""Rate limiting, security headers, CORS and the admin token.
+"""Rate limiting, security headers and CORS (the admin token: routes/admin.py).
 
 - Rate limit (`--rate-limit 20/second`, off by default): per client IP, a moving window from the `limits`
   library. Its counts live in memory, so per worker process (N workers allow up to N times the rate), unless
@@ -9,21 +9,16 @@
   detail. Probes and metrics are never limited: a busy client must not get a pod restarted or blind monitoring.
 - Security headers on every answer; the strict CSP (no inline script or style) everywhere except the
   Swagger/ReDoc pages, which FastAPI builds with inline script and a CDN.
-- Admin: a bearer token from $DIGITREC_ADMIN_TOKEN; unset means the admin API does not exist (404).
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
 import math
-import os
 import time
 from urllib.parse import urlsplit
 
-from fastapi import Request
 from prometheus_client import Counter
-from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digitrec.errors import DigitrecError
@@ -31,7 +26,6 @@ from digitrec.web.observability import RATE_LIMITED
 from digitrec.web.responses import send_json_error
 
 log = logging.getLogger("digitrec.web")
-ADMIN_TOKEN_ENV = "DIGITREC_ADMIN_TOKEN"
 STORAGE_SCHEMES = ("memory", "redis", "rediss")
 STORAGE_TIMEOUT_S = 0.5  # a Redis that hangs may delay an answer by this much, never hold it
 STORAGE_ERRORS = Counter("digitrec_rate_limit_storage_errors_total",
@@ -183,17 +177,6 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_wrapper)
-
-
-def require_admin(request: Request) -> None:
-    """FastAPI dependency: 404 when admin is off, 401 without the right `Authorization: Bearer` token."""
-    token = os.environ.get(ADMIN_TOKEN_ENV, "")
-    if not token:
-        raise HTTPException(404, f"the admin API is disabled; set {ADMIN_TOKEN_ENV} on the server to enable it.")
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-        raise HTTPException(401, "send the admin token as 'Authorization: Bearer <token>'.",
-                            headers={"WWW-Authenticate": "Bearer"})
 
 
 def add_cors(app, origins: tuple[str, ...]) -> None:

@@ -49,14 +49,6 @@ class ImageIn(BaseModel):
     image: str = Field(description=IMAGE_DOC)
 
 
-class BatchIn(BaseModel):
-    """JSON body of POST /api/predict/batch. Each item is a base64/data-URL string, `{"image": ...}` or
-    `{"pixels": ...}`. One bad item rejects the whole batch with its index in `detail`."""
-
-    model_config = ConfigDict(extra="forbid")
-    images: list[str | ImageIn | PixelsIn] = Field(description="1 to the batch limit (256) images")
-
-
 class PredictionOut(BaseModel):
     id: str = Field(description="uuid4 hex identifying this prediction (feedback refers to it)")
     digit: int | None = Field(description="0-9, or null when there is no digit (see `reason`): we never guess")
@@ -120,6 +112,16 @@ def error_responses(descriptions: dict[int, str]) -> dict[int | str, dict[str, A
     return {code: {"model": ErrorOut, "description": text} for code, text in descriptions.items()}
 
 
+def image_body(json_schema: dict[str, Any], field: str = "file", many: bool = False) -> dict[str, Any]:
+    """`openapi_extra` for a body sent as JSON or as multipart uploads in `field`. FastAPI generates a
+    request body from parameters for one content type only; these routes take two (inputs.py reads both)."""
+    upload: dict[str, Any] = {"type": "string", "format": "binary"}
+    multipart = {"type": "object", "required": [field],
+                 "properties": {field: {"type": "array", "items": upload} if many else upload}}
+    return {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": json_schema}, "multipart/form-data": {"schema": multipart}}}}
+
+
 # -- numbers and explanations (web/insight.py) ----------------------------------------------------------
 
 
@@ -149,3 +151,52 @@ class ExplainOut(BaseModel):
         description="28×28 occlusion saliency in [0, 1] over the image the model saw (1 = mattered most)"
     )
     input: list[list[float]] | None = Field(description="the 28×28 image the model saw; null when blank")
+
+
+# -- feedback, stats and admin (web/routes/feedback.py, admin.py) ----------------------------------------
+
+
+class FeedbackIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(min_length=1, max_length=64, description="the `id` /api/predict returned")
+    label: int = Field(ge=0, le=9, description="the digit the image really shows")
+
+
+class FeedbackOut(BaseModel):
+    id: str
+    label: int
+    digit: int | None = Field(description="what the model answered")
+    correct: bool = Field(description="label == digit")
+    model: str
+
+
+class ModelStats(BaseModel):
+    predictions: int
+    feedback: int
+    feedback_accuracy: float | None = Field(description="share of feedback that agreed; null without feedback")
+
+
+class RetentionOut(BaseModel):
+    retain: str = Field(description="the --retain policy: an age such as 30d, a row count, or forever")
+    max_age_s: float | None
+    max_rows: int | None
+    pruned: int = Field(description="predictions this worker pruned since it started")
+    last_pruned_at: float | None = Field(description="Unix time of this worker's last pruning pass")
+
+
+class StatsOut(ModelStats):
+    by_model: dict[str, ModelStats]
+    retention: RetentionOut
+
+
+class ReloadIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str | None = Field(default=None, description="new primary model (path); omitted: reload the current one")
+    candidate: str | None = Field(default=None, description="new candidate model (path); omitted: keep")
+    candidate_share: float | None = Field(default=None, ge=0.0, le=1.0)
+
+
+class ReloadOut(BaseModel):
+    model: str
+    candidate: str | None
+    candidate_share: float

@@ -1,0 +1,58 @@
+"""The examples run as a user would run them, and say the right things: use_model.py on image files, and
+http_client.py when no server answers (against a real one: tests/e2e/server/test_examples_http.py)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from digitrec.testing.servers import free_port
+from digitrec.training.synth import render
+from tests import ROOT
+
+EXAMPLES = ROOT / "examples"
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=120, env=env)
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(21)
+    paths = []
+    for d in (2, 6, 8):
+        paths.append(folder / f"digit{d}.png")
+        render(d, rng, "canvas").save(paths[-1])
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    return paths + [folder / "broken.png"]
+
+
+def test_use_model_reads_files_batches_and_probabilities(images):
+    r = _run(str(EXAMPLES / "use_model.py"), *map(str, images))
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    for d in (2, 6, 8):
+        assert f"digit{d}.png: {d} (" in out
+    assert "broken.png: error:" in out and "Traceback" not in out + r.stderr
+    assert "# batch of 3 -> [2, 6, 8]" in out
+    probs = [line for line in out.splitlines() if line.startswith("  ") and ":" in line]
+    assert len(probs) == 3 and all(line.count(",") == 2 for line in probs)
+
+
+def test_use_model_makes_its_own_samples_without_arguments():
+    r = _run(str(EXAMPLES / "use_model.py"))
+    assert r.returncode == 0, r.stderr
+    assert "3_canvas.png: 3 (" in r.stdout and "# batch of 5" in r.stdout
+
+
+def test_http_client_says_when_no_server_answers():
+    r = _run(str(EXAMPLES / "http_client.py"), f"http://127.0.0.1:{free_port()}")
+    assert r.returncode == 1 and "cannot reach" in r.stderr and "Traceback" not in r.stderr
