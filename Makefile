@@ -59,9 +59,12 @@ lint: setup-dev
 # Reproduce the bundled model: the student recipe (the fast CNN at width 16, 20 epochs, seed 0), the most accurate
 # model on validation among those that keep POST /api/predict within 3x /healthz (README, Results). The training
 # command writes the model card (calibration included); the shipped files are those of runs/student-alone.
+# Then the "is this a digit?" gate (digitrec.training.gate, docs/no-digit.md): gate.onnx beside the model, listed
+# in its card with its sha256 and the threshold fitted on the validation split.
 bundle: setup-dev
 	$(VENV)/bin/digitrec train --preset student --seed 0 --out runs/bundled
 	cp runs/bundled/model.onnx runs/bundled/model_card.json src/digitrec/bundled/
+	$(PY) -m digitrec.training.gate --model src/digitrec/bundled --out runs/gate --seed 0 --install
 
 # The frontier runs of the README: five best-recipe members and their ensemble, the same without label
 # smoothing, five students, the mixed ensemble validation chooses (benchmarks/ensembles.py), the distilled

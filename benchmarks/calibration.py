@@ -1,14 +1,15 @@
 """Calibration and "no digit": ECE before/after temperature scaling, false rejections on digits, and the
 rejection rate on inputs that are not digits (noise, scribbles, letters).
 
-    python benchmarks/calibration.py [--model RUN_OR_ONNX] [--n 300] [--refit] [--json]
+    python benchmarks/calibration.py [--model RUN_OR_ONNX] [--n 300] [--refit] [--no-gate] [--json]
 
 Uses the calibration in the model's card (what is served); without one, or with --refit, fits the rules
 exactly as `digitrec calibrate` does (MNIST validation split + synthetic handwriting). Then measures on data
 that played no part in the fit: the MNIST test set (as 28x28 arrays, and as PNG files through the image
 path), synthetic handwriting from another seed, and generated non-digits, all through the same path as a
-user's image (`to_mnist` -> model -> rules). The letters are in DejaVu Sans, a font family that
-`digitrec train --negatives` (digitrec.training.negatives) holds out of training.
+user's image (`to_mnist` -> model -> rules -> the card's "is this a digit?" gate, when it lists one;
+--no-gate leaves it out). The letters are in DejaVu Sans, a font family that `digitrec train --negatives`
+and the gate's training (digitrec.training.negatives) hold out.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from digitrec.card import CARD_FILE
+from digitrec.inference.gate import Gate
 from digitrec.inference.predictor import resolve_model_path
 from digitrec.inference.preprocess import to_mnist
 from digitrec.training.calibrate import Rules, calibrate_model, ece, onnx_logits, softmax, synthetic_digits
@@ -82,14 +84,23 @@ def noise(rng: np.random.Generator, n: int) -> list[tuple[str, Image.Image]]:
     return out
 
 
-def through_model(onnx: Path, rules: Rules, images: list[Image.Image]) -> list[str | None]:
-    """The user's path: to_mnist (None = blank), then the model, then the rules."""
+def judged(onnx: Path, rules: Rules, gate: Gate | None, x: np.ndarray) -> list[str | None]:
+    """The predictor's verdict on (N, 28, 28) MNIST-form images: the rules, then the gate (if the card has one)."""
+    reasons = rules.reasons(x, onnx_logits(onnx, x))
+    if gate is None or not len(x):
+        return reasons
+    refused = gate.refuses(np.asarray(x, np.float32).reshape(-1, 1, 28, 28))
+    return [r if r is not None or not g else "not_digit_like" for r, g in zip(reasons, refused, strict=True)]
+
+
+def through_model(onnx: Path, rules: Rules, images: list[Image.Image], gate: Gate | None = None) -> list[str | None]:
+    """The user's path: to_mnist (None = blank), then the model, then the rules and the gate."""
     arrays = [to_mnist(im) for im in images]
     kept = [i for i, a in enumerate(arrays) if a is not None]
     out: list[str | None] = ["blank"] * len(images)
     if kept:
         x = np.stack([arrays[i] for i in kept])
-        for i, r in zip(kept, rules.reasons(x, onnx_logits(onnx, x)), strict=True):
+        for i, r in zip(kept, judged(onnx, rules, gate, x), strict=True):
             out[i] = r
     return out
 
@@ -116,11 +127,14 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=300, help="synthetic digits and noise images")
     ap.add_argument("--refit", action="store_true", help="fit the rules again instead of reading the card's")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--no-gate", action="store_true", help="leave out the card's gate (rules alone)")
     args = ap.parse_args()
     onnx = resolve_model_path(args.model)
     t0 = time.time()
     card_path = onnx.parent / CARD_FILE
-    cal = json.loads(card_path.read_text()).get("calibration") if card_path.is_file() else None
+    card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+    cal = card.get("calibration")
+    gate = None if args.no_gate else Gate.from_card(card, onnx.parent)
     source = f"the card's calibration ({card_path})"
     if cal is None or args.refit:
         cal = calibrate_model(onnx, synthetic=args.n)
@@ -131,20 +145,21 @@ def main() -> None:
     mnist = load_mnist()
     x_test = mnist.test_images.astype(np.float32) / 255
     logits = onnx_logits(onnx, x_test)
-    test_reasons = rules.reasons(x_test, logits)
+    test_reasons = judged(onnx, rules, gate, x_test)
     kept = np.array([r is None for r in test_reasons])
     pred = logits.argmax(1)
-    png_reasons = through_model(onnx, rules, as_png_files(mnist.test_images))
+    png_reasons = through_model(onnx, rules, as_png_files(mnist.test_images), gate)
     syn_x, syn_y = synthetic_digits(args.n, seed=99)  # another seed than the fit's
-    syn_reasons = rules.reasons(syn_x, onnx_logits(onnx, syn_x))
+    syn_reasons = judged(onnx, rules, gate, syn_x)
     lets = letters(rng)
-    let_reasons = through_model(onnx, rules, [im for _, im in lets])
+    let_reasons = through_model(onnx, rules, [im for _, im in lets], gate)
     other = [r for (ch, _), r in zip(lets, let_reasons, strict=True) if ch not in LOOKALIKES]
     noi = noise(rng, args.n)
-    noise_reasons = through_model(onnx, rules, [im for _, im in noi])
+    noise_reasons = through_model(onnx, rules, [im for _, im in noi], gate)
     result = {
         "model": str(onnx),
         "calibration": source,
+        "gate": None if gate is None else {"file": str(gate.path), "threshold": gate.threshold},
         "temperature": round(cal["temperature"], 4),
         "reject_below": round(cal["reject_below"], 4),
         "ece_val_before": cal["ece_before"], "ece_val_after": cal["ece_after"],
@@ -167,6 +182,7 @@ def main() -> None:
     pct = lambda v: f"{100 * v:.2f}%"  # noqa: E731
     print(f"model {result['model']}: T = {result['temperature']}, reject below {result['reject_below']}")
     print(f"calibration: {source}")
+    print("gate: " + ("none" if gate is None else f"{gate.path.name}, refuses below {gate.threshold:.3f}"))
     print(f"ECE (15 bins) validation {pct(cal['ece_before'])} -> {pct(cal['ece_after'])}, "
           f"test {pct(result['ece_test_before'])} -> {pct(result['ece_test_after'])}")
     print(f"{'input':<28}{'n':>6}{'rejected':>10}{'blank':>9}{'not digit':>11}{'low conf':>10}")

@@ -7,6 +7,7 @@ logits; dynamic batch axis. A `model_card.json` beside the ONNX file, when prese
 When the card holds a "calibration" entry (`digitrec calibrate`, see calibrate.py), its temperature divides
 the logits before the softmax, so every probability this module returns is calibrated, and its rules turn an
 answer into "no digit" (`Prediction.reason`) when the input is not digit-like or the confidence too low.
+When it holds a "gate" entry (gate.py), a second tiny network beside the model refuses what is no digit.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 
 from digitrec.card import CARD_FILE, InputSpec, ModelCard
 from digitrec.errors import DigitrecError
+from digitrec.inference.gate import Gate
 from digitrec.inference.rules import Rules, softmax
 from digitrec.paths import BUNDLED_DIR
 
@@ -117,6 +119,8 @@ class Predictor:
         self.card.check_describes(onnx_path, self.sha256)
         # None without a calibrated card: raw softmax, and only blank images are "no digit".
         self.rules: Rules | None = Rules.from_calibration(self.card.calibration) if self.card.calibration else None
+        # The card's "is this a digit?" network (gate.py), checked against its sha256; None without one.
+        self.gate: Gate | None = Gate.from_card(self.card, onnx_path.parent, _session_options())
         try:
             # From bytes, so the file we hashed is exactly the file we run.
             self._session = ort.InferenceSession(
@@ -216,6 +220,10 @@ class Predictor:
         logits = np.concatenate([self._logits(x[i : i + _CHUNK]) for i in range(0, len(x), _CHUNK)])
         probs = self._softmax(logits)
         reasons = self.rules.reasons(batch, logits) if self.rules is not None else [None] * len(kept)
+        if self.gate is not None:
+            refused = np.concatenate([self.gate.refuses(x[i : i + _CHUNK]) for i in range(0, len(x), _CHUNK)])
+            reasons = [r if r is not None or not g else "not_digit_like"
+                       for r, g in zip(reasons, refused, strict=True)]
         for row, i in enumerate(kept):
             p = probs[row]
             top = int(p.argmax())

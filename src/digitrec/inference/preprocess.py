@@ -38,7 +38,9 @@ __all__ = ["BOX", "MAX_PIXELS", "STROKE", "ImageError", "ImageSource", "locate",
 BOX = 18  # side of the square the ink's bounding box is scaled into (MNIST used 20)
 STROKE = 2.5  # pen width to normalise to, in 28x28 pixels (MNIST's median is ~2.3); None keeps the pen's
 MIN_CONTRAST = 16.0  # ink must differ from the paper by this much (0..255) or the image counts as blank
-STROKE_SHARE = 0.08  # strokes are thinner than this share of the picture (stripes, checks, blotches are not)
+STROKE_SHARE = 0.25  # strokes are thinner than this share of the picture (broad stripes, checks, blotches are
+# not). It was 0.08, which called a tiny scan's bold digit (its pen 15-30 % of the picture) blank; the gate
+# (gate.py) now refuses the pictures this lets through.
 FAINT = 24.0  # ink fainter than this (faint pencil) must hang together: scattered specks are blank
 THIN_MAX = 0.3  # thinning removes at most this share of a dense picture's stroke (a blur overstates the pen)
 _WORK = (112, 384)  # long side of the working image: enough detail for a 20 px box, fast on a 4096^2 photo
