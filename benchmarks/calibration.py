@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from digitrec.card import CARD_FILE
+from digitrec.card import CARD_FILE, ModelCard
 from digitrec.inference.gate import Gate
 from digitrec.inference.predictor import resolve_model_path
 from digitrec.inference.preprocess import to_mnist
@@ -132,8 +132,8 @@ def main() -> None:
     onnx = resolve_model_path(args.model)
     t0 = time.time()
     card_path = onnx.parent / CARD_FILE
-    card = json.loads(card_path.read_text()) if card_path.is_file() else {}
-    cal = card.get("calibration")
+    card = ModelCard.read(card_path) if card_path.is_file() else ModelCard()
+    cal = card.calibration
     gate = None if args.no_gate else Gate.from_card(card, onnx.parent)
     source = f"the card's calibration ({card_path})"
     if cal is None or args.refit:

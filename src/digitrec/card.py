@@ -57,7 +57,7 @@ class InputSpec:
 
 
 # Written only when set: an ensemble's members, an int8 model's quantization, the torch parity of an fp32 export.
-_OPTIONAL = {"onnx_torch_max_abs_diff", "members", "member_test_accuracy", "quantization", "calibration"}
+_OPTIONAL = {"onnx_torch_max_abs_diff", "members", "member_test_accuracy", "quantization", "calibration", "gate"}
 
 
 @dataclass(frozen=True, eq=False)  # equality is the Mapping's: a card equals the dict of its JSON
@@ -90,6 +90,7 @@ class ModelCard(Mapping):
     member_test_accuracy: dict | None = None
     quantization: dict | None = None
     calibration: dict | None = None  # the refusal rules (digitrec.inference.rules.Rules) and their fit
+    gate: dict | None = None  # the "is this a digit?" network beside the model: file, sha256, threshold (gate.py)
     extra: dict = field(default_factory=dict)  # keys this version does not know, kept as they were
 
     # -- JSON ------------------------------------------------------------------------------------------

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import warnings
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from digitrec.card import ModelCard
 from digitrec.errors import DigitrecError
 
 GATE_FILE = "gate.onnx"
@@ -50,9 +50,9 @@ class Gate:
         self.scores(np.zeros((1, 1, 28, 28), np.float32))  # warm-up: arenas are allocated on the first run
 
     @classmethod
-    def from_card(cls, card: Mapping[str, Any], folder: Path, options: Any = None) -> Gate | None:
+    def from_card(cls, card: ModelCard, folder: Path, options: Any = None) -> Gate | None:
         """The card's "gate" entry ({"file", "sha256", "threshold"}) loaded from `folder`; None without one."""
-        entry = card.get("gate")
+        entry = card.gate
         if not isinstance(entry, dict):
             return None
         try:

@@ -27,6 +27,7 @@ import argparse
 import json
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -363,7 +364,7 @@ def install(onnx: Path, info: dict, folder: Path) -> None:
 
     (folder / GATE_FILE).write_bytes(onnx.read_bytes())
     card_path = folder / CARD_FILE
-    ModelCard.from_dict({**ModelCard.read(card_path).to_dict(), "gate": info}).write(card_path)
+    replace(ModelCard.read(card_path), gate=info).write(card_path)
     print(f"installed {folder / GATE_FILE} and its entry in {card_path}")
 
 
