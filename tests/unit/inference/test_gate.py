@@ -125,4 +125,7 @@ def test_a_gate_trained_on_tiny_data_exports_and_serves(tmp_path):
     with torch.no_grad():
         want = model(torch.from_numpy(x))[:, 0].numpy()
     assert np.allclose(m.gate.scores(x), want, atol=1e-4)
-    assert (m.gate.refuses(x) == (want < t)).all()
+    # t is one of the scores, and ONNX Runtime agrees with torch to ~1e-6, not bit for bit: the image whose score
+    # is t may fall on either side of it, so only the others are compared.
+    clear = np.abs(want - t) > 1e-4
+    assert (m.gate.refuses(x)[clear] == (want < t)[clear]).all() and clear.sum() >= len(x) - 2
