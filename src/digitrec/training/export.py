@@ -6,6 +6,7 @@ normalisation inside the graph; output (N, 10) logits; the batch axis is dynamic
 
 from __future__ import annotations
 
+import io
 import json
 import warnings
 from pathlib import Path
@@ -15,6 +16,7 @@ import torch
 from torch import nn
 
 from digitrec.errors import DigitrecError
+from digitrec.fileio import write_atomic
 from digitrec.training.models import Ensemble, ModelConfig, build_model
 
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
@@ -52,19 +54,18 @@ def export_onnx(model: nn.Module, path: Path, *, check_images: np.ndarray | None
     """Write the ONNX file atomically and return the max |onnxruntime - torch| on the check batch."""
     model = copy_for_export(model)
     dummy = torch.zeros(2, 1, 28, 28)
-    tmp = path.with_name(path.name + ".tmp")
+    buffer = io.BytesIO()  # checked in memory: only a graph that agrees with torch reaches the disk
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's deprecation chatter is not the user's problem
         torch.onnx.export(
-            model, (dummy,), str(tmp), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            model, (dummy,), buffer, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
             dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, opset_version=OPSET,
             dynamo=False, do_constant_folding=True,
         )
-    diff = parity(model, tmp, check_images)
+    diff = parity(model, buffer.getvalue(), check_images)
     if diff >= PARITY_TOLERANCE:
-        tmp.unlink(missing_ok=True)
         raise DigitrecError(f"ONNX export disagrees with torch by {diff:.2e} (limit {PARITY_TOLERANCE:g})")
-    tmp.replace(path)
+    write_atomic(path, buffer.getvalue())
     return diff
 
 
@@ -74,14 +75,14 @@ def copy_for_export(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model).cpu().to(memory_format=torch.contiguous_format).eval()
 
 
-def parity(model: nn.Module, onnx_path: Path, images: np.ndarray | None = None) -> float:
+def parity(model: nn.Module, onnx: bytes, images: np.ndarray | None = None) -> float:
     """Max absolute logit difference between ONNX Runtime and torch on real (or random) images."""
     import onnxruntime as ort
 
     if images is None:
         images = np.random.default_rng(0).random((64, 1, 28, 28), dtype=np.float32)
     x = np.asarray(images, dtype=np.float32).reshape(-1, 1, 28, 28)
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(onnx, providers=["CPUExecutionProvider"])
     got = session.run(None, {session.get_inputs()[0].name: x})[0]
     with torch.no_grad():
         want = model(torch.from_numpy(x)).numpy()

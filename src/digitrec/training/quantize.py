@@ -18,7 +18,7 @@ import numpy as np
 
 from digitrec.card import CARD_FILE, ModelCard
 from digitrec.errors import DigitrecError
-from digitrec.fileio import sha256_file
+from digitrec.fileio import sha256_file, write_atomic
 
 CALIBRATION_IMAGES = 1000
 CALIBRATION_SEED = 7
@@ -55,11 +55,11 @@ def quantize_onnx(fp32: Path, out: Path, images: np.ndarray, batch: int = 100) -
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"  # shapes inferred and graph optimised: what the quantiser expects
         quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
-        staged = out.with_name(out.name + ".tmp")
+        staged = Path(tmp) / "int8.onnx"
         quantize_static(str(prepared), str(staged), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.MinMax)
-        staged.replace(out)
+        write_atomic(out, staged.read_bytes())
 
 
 def images_per_second(onnx: Path, images: np.ndarray, repeats: int = 3) -> float:
