@@ -20,11 +20,14 @@ def serve(
                                        "(default: SQLite under $DIGITREC_DATA_DIR or ~/.local/share/digitrec)."),
     rate_limit: str | None = typer.Option(None, "--rate-limit", envvar="DIGITREC_RATE_LIMIT",
                                           help="Per-client limit, e.g. 20/second, or off (default: off)."),
-    cors_origin: list[str] = typer.Option([], "--cors-origin", help="Allow this origin (repeatable; off)."),
+    cors_origin: list[str] = typer.Option([], "--cors-origin", help="Allow this origin (repeatable; off; or "
+                                                                    "DIGITREC_CORS_ORIGINS, comma-separated)."),
     candidate: OptPath = typer.Option(None, "--candidate", help="A/B: a second model for a share of clients."),
-    candidate_share: float = typer.Option(0.1, "--candidate-share", min=0.0, max=1.0,
-                                          help="Share of clients (by a stable hash) the candidate answers."),
-    access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="JSON access log on stderr."),
+    candidate_share: float | None = typer.Option(None, "--candidate-share", min=0.0, max=1.0,
+                                                 help="Share of clients (by a stable hash) the candidate answers "
+                                                      "(default 0.1)."),
+    access_log: bool | None = typer.Option(None, "--access-log/--no-access-log",
+                                           help="JSON access log on stderr (default: on)."),
     rate_limit_storage: str | None = typer.Option(
         None, "--rate-limit-storage", envvar="DIGITREC_RATE_LIMIT_STORAGE",
         help="Where the rate limit counts: redis://HOST:PORT shares it across workers and replicas "
@@ -54,13 +57,15 @@ def serve(
     except ImportError as exc:
         fail(f"serving needs the web extras ({exc.name} is missing): pip install 'digitrec[serve]'.")
     try:
-        # Every flag, whether given or read from its DIGITREC_* variable by typer; the rest from the environment.
-        settings = ServeSettings.from_env(
-            model=str(model) if model else None, db=db, rate_limit=rate_limit, cors_origins=tuple(cors_origin),
+        # The flags given (or read from their variable by typer) win; every other setting comes from its
+        # DIGITREC_* variable, as in a worker process (ServeSettings), so flags and environment mean the same.
+        given = dict(
+            model=str(model) if model else None, db=db, rate_limit=rate_limit, cors_origins=tuple(cors_origin) or None,
             candidate=str(candidate) if candidate else None, candidate_share=candidate_share, access_log=access_log,
             rate_limit_storage=rate_limit_storage, forwarded_allow_ips=forwarded_allow_ips, retain=retain,
             max_heavy=max_heavy, heavy_wait=heavy_wait, header_timeout=header_timeout, body_timeout=body_timeout,
             http=http)
+        settings = ServeSettings.from_env(**{k: v for k, v in given.items() if v is not None})
         run_server(host=host, port=port, workers=workers, settings=settings)
     except DigitrecError as exc:
         fail(str(exc))

@@ -127,3 +127,26 @@ def test_old_preset_name_seed_still_works_with_a_deprecation_warning():
     proc = digitrec("train", "--preset", "seed", "--device", "tpu")
     assert "--preset seed is deprecated, use --preset reference" in proc.stderr
     assert_clean_failure(proc, "--device must be auto, cpu or cuda")
+
+
+def test_serve_takes_every_setting_from_the_environment_unless_a_flag_says_otherwise(monkeypatch):
+    pytest.importorskip("fastapi")
+    from typer.testing import CliRunner
+
+    import digitrec.web.server as server
+    from digitrec.cli import app
+
+    seen = {}
+    monkeypatch.setattr(server, "serve", lambda **kw: seen.update(kw))
+    env = {"DIGITREC_CORS_ORIGINS": "https://a.example,https://b.example", "DIGITREC_CANDIDATE_SHARE": "0.3",
+           "DIGITREC_ACCESS_LOG": "0", "DIGITREC_MAX_HEAVY": "3", "DIGITREC_DB": "off"}
+    result = CliRunner().invoke(app, ["serve"], env=env)
+    assert result.exit_code == 0, result.output
+    s = seen["settings"]
+    assert s.cors_origins == ("https://a.example", "https://b.example") and s.candidate_share == 0.3
+    assert s.access_log is False and s.max_heavy == 3
+    result = CliRunner().invoke(app, ["serve", "--cors-origin", "https://c.example", "--candidate-share", "0.5",
+                                      "--access-log"], env=env)
+    assert result.exit_code == 0, result.output
+    s = seen["settings"]
+    assert s.cors_origins == ("https://c.example",) and s.candidate_share == 0.5 and s.access_log is True
