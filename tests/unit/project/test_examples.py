@@ -3,40 +3,21 @@ http_client.py when no server answers (against a real one: tests/e2e/server/test
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from digitrec.testing.servers import free_port
-from digitrec.training.synth import render
-from tests import ROOT
-
-EXAMPLES = ROOT / "examples"
-
-
-def _run(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=120, env=env)
+from tests.examples import example_images, run_example
 
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory) -> list[Path]:
-    folder = tmp_path_factory.mktemp("images")
-    rng = np.random.default_rng(21)
-    paths = []
-    for d in (2, 6, 8):
-        paths.append(folder / f"digit{d}.png")
-        render(d, rng, "canvas").save(paths[-1])
-    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
-    return paths + [folder / "broken.png"]
+    return example_images(tmp_path_factory.mktemp("images"))
 
 
 def test_use_model_reads_files_batches_and_probabilities(images):
-    r = _run(str(EXAMPLES / "use_model.py"), *map(str, images))
+    r = run_example("use_model.py", *map(str, images))
     assert r.returncode == 0, r.stderr
     out = r.stdout
     for d in (2, 6, 8):
@@ -48,11 +29,11 @@ def test_use_model_reads_files_batches_and_probabilities(images):
 
 
 def test_use_model_makes_its_own_samples_without_arguments():
-    r = _run(str(EXAMPLES / "use_model.py"))
+    r = run_example("use_model.py")
     assert r.returncode == 0, r.stderr
     assert "3_canvas.png: 3 (" in r.stdout and "# batch of 5" in r.stdout
 
 
 def test_http_client_says_when_no_server_answers():
-    r = _run(str(EXAMPLES / "http_client.py"), f"http://127.0.0.1:{free_port()}")
+    r = run_example("http_client.py", f"http://127.0.0.1:{free_port()}")
     assert r.returncode == 1 and "cannot reach" in r.stderr and "Traceback" not in r.stderr
