@@ -21,13 +21,18 @@ def mnist_cache() -> Path:
     return ensure_mnist()
 
 
+def _server_url(env: str, what: str) -> str:
+    """The URL CI gives in `env` for a real `what` server; without it the test skips, saying so."""
+    url = os.environ.get(env)
+    if not url:
+        pytest.skip(f"{env} is not set: no {what} server to test against (.ci/run starts one)")
+    return url
+
+
 @pytest.fixture
 def postgres_url() -> str:
     """The test PostgreSQL server's URL (a role that may create databases)."""
-    url = os.environ.get(PG_ENV)
-    if not url:
-        pytest.skip(f"{PG_ENV} is not set: no PostgreSQL server to test against (.ci/run starts one)")
-    return url
+    return _server_url(PG_ENV, "PostgreSQL")
 
 
 @pytest.fixture
@@ -43,7 +48,4 @@ def postgres_db(postgres_url: str) -> str:
 
 @pytest.fixture
 def redis_url() -> str:
-    url = os.environ.get(REDIS_ENV)
-    if not url:
-        pytest.skip(f"{REDIS_ENV} is not set: no Redis server to test against (.ci/run starts one)")
-    return url
+    return _server_url(REDIS_ENV, "Redis")
