@@ -56,6 +56,13 @@ class InputSpec:
         return f"{self.dtype} ({shape}), values in [{self.range[0]:g}, {self.range[1]:g}], {self.polarity}"
 
 
+def check_pinned(path: Path, sha256: str, expected: str | None, remedy: str) -> None:
+    """A file the card pins by sha256 (the model, its gate) must be that very file; `remedy` ends the message."""
+    if expected is not None and str(expected).lower() != sha256:
+        raise DigitrecError(f"{path} does not match its model card (sha256 {sha256[:12]}…, card says "
+                            f"{str(expected)[:12]}…){remedy}")
+
+
 # Written only when set: an ensemble's members, an int8 model's quantization, the torch parity of an fp32 export.
 _OPTIONAL = {"onnx_torch_max_abs_diff", "members", "member_test_accuracy", "quantization", "calibration", "gate"}
 
@@ -125,11 +132,8 @@ class ModelCard(Mapping):
 
     def check_describes(self, onnx_path: Path, sha256: str) -> None:
         """The card pins its ONNX file: a different file (changed, corrupted, swapped) is refused."""
-        if self.onnx_sha256 is not None and str(self.onnx_sha256).lower() != sha256:
-            raise DigitrecError(
-                f"{onnx_path} does not match its model card (sha256 {sha256[:12]}…, card says "
-                f"{str(self.onnx_sha256)[:12]}…); the file was changed or corrupted: re-export it or restore the "
-                "original.")
+        check_pinned(onnx_path, sha256, self.onnx_sha256,
+                     "; the file was changed or corrupted: re-export it or restore the original.")
 
     # -- reads like its JSON ---------------------------------------------------------------------------
     def __getitem__(self, key: str) -> Any:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from digitrec.card import ModelCard
+from digitrec.card import ModelCard, check_pinned
 from digitrec.errors import DigitrecError
 
 GATE_FILE = "gate.onnx"
@@ -36,9 +36,7 @@ class Gate:
             raise DigitrecError(f"cannot read the gate {path}: {exc.strerror or exc}; restore it or "
                                 "remove \"gate\" from the model card.") from exc
         digest = hashlib.sha256(blob).hexdigest()
-        if sha256 is not None and digest != str(sha256).lower():
-            raise DigitrecError(f"{path} does not match its model card (sha256 {digest[:12]}…, card says "
-                                f"{str(sha256)[:12]}…): restore the file or train the gate again.")
+        check_pinned(path, digest, sha256, ": restore the file or train the gate again.")
         self.path, self.threshold, self.sha256 = path, float(threshold), digest
         # `options`: the predictor's ort.SessionOptions (one thread, no spinning), so both sessions behave alike.
         try:

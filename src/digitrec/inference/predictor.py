@@ -120,12 +120,11 @@ class Predictor:
         # None without a calibrated card: raw softmax, and only blank images are "no digit".
         self.rules: Rules | None = Rules.from_calibration(self.card.calibration) if self.card.calibration else None
         # The card's "is this a digit?" network (gate.py), checked against its sha256; None without one.
-        self.gate: Gate | None = Gate.from_card(self.card, onnx_path.parent, _session_options())
+        options = _session_options()  # one thread, no spinning: for the model and its gate alike
+        self.gate: Gate | None = Gate.from_card(self.card, onnx_path.parent, options)
         try:
             # From bytes, so the file we hashed is exactly the file we run.
-            self._session = ort.InferenceSession(
-                blob, sess_options=_session_options(), providers=["CPUExecutionProvider"]
-            )
+            self._session = ort.InferenceSession(blob, sess_options=options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # ORT raises its own Fail/InvalidProtobuf/... types
             raise DigitrecError(
                 f"{onnx_path} is not a valid ONNX model ({type(exc).__name__}); re-export it."
