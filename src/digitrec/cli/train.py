@@ -76,6 +76,10 @@ def train(
                                             "for --teacher), vit (a small transformer) or reference (the reference "
                                             "project's; `seed`, its old name, is deprecated)."),
     arch: str | None = typer.Option(None, help="Architecture: fast, reference or vit (default: the preset's)."),
+    width: int | None = typer.Option(None, min=1, help="Channels of the fast CNN's first stage (then 2x, 4x; "
+                                                       "default: the preset's)."),
+    crop: int | None = typer.Option(None, min=8, max=28, help="The fast CNN sees the central CROP x CROP pixels "
+                                                             "(28: all; default: the preset's)."),
     epochs: int | None = typer.Option(None, min=1, help="Number of epochs (default: the preset's)."),
     batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Batch size."),
     lr: float | None = typer.Option(None, min=0.0, help="Peak learning rate."),
@@ -116,7 +120,7 @@ def train(
     if teacher is not None and not (teacher / "config.json").is_file():
         fail(f"--teacher {teacher} is not a run folder (no config.json); train the teacher first")
     try:
-        cfg = resolve_config(preset, arch=arch, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+        cfg = resolve_config(preset, arch=arch, width=width, crop=crop, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                              label_smoothing=label_smoothing,
                              limit=limit, extra_data=str(extra_data) if extra_data else None,
                              teacher=str(teacher) if teacher else None, negatives=negatives or None,

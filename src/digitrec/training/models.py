@@ -23,6 +23,7 @@ RENAMED = {"seed": "reference"}
 class ModelConfig:
     arch: str = "fast"
     width: int = 32  # channels of the first stage of the `fast` family (then 2x, 4x); ignored by `reference`
+    crop: int = 28  # the `fast` family looks at the central crop x crop pixels only (28: the whole image)
 
     def __post_init__(self) -> None:
         # Run folders written before the rename say "seed" (the old name of the reference architecture).
@@ -74,15 +75,38 @@ def conv_bn_relu(cin: int, cout: int) -> list[nn.Module]:
     return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
 
+class CenterCrop(nn.Module):
+    """The central size x size pixels of a larger input; an input of that size already passes through.
+
+    MNIST centres each digit's 20x20 box in 28x28, so the outer rows are nearly always empty: a net that only
+    looks at the middle 24x24 costs about two thirds as much. Training feeds it crops of augmented (shifted)
+    images, i.e. random crops; at test time and in the exported graph it takes the 28x28 and crops the centre.
+    """
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return center_crop(x, self.size)
+
+
+def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
+    top, left = (x.shape[-2] - size) // 2, (x.shape[-1] - size) // 2
+    return x if top <= 0 and left <= 0 else x[..., top : top + size, left : left + size]
+
+
 class FastCNN(nn.Module):
     """Our CPU-tuned net: spends its FLOPs at 14x14 and 7x7, where they buy the most accuracy per second.
 
-    28x28 -> one cheap conv -> pool -> two convs at 14x14 -> pool -> two convs at 7x7 -> global pool.
+    28x28 (or its central crop) -> one cheap conv -> pool -> two convs at 14x14 -> pool -> two convs at 7x7 ->
+    global pool.
     """
 
-    def __init__(self, width: int = 32) -> None:
+    def __init__(self, width: int = 32, crop: int = 28) -> None:
         super().__init__()
         c1, c2, c3 = width, 2 * width, 4 * width
+        self.crop = CenterCrop(crop)  # no weights: run folders from before crops load unchanged
         self.features = nn.Sequential(
             Normalize(),
             *conv_bn_relu(1, c1), nn.MaxPool2d(2),  # c1 x 14 x 14
@@ -93,7 +117,7 @@ class FastCNN(nn.Module):
         self.head = nn.Linear(c3, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
+        return self.head(self.features(self.crop(x)))
 
 
 class TinyViT(nn.Module):
@@ -117,7 +141,7 @@ class TinyViT(nn.Module):
         return self.head(self.norm(self.encoder(tokens)).mean(1))
 
 
-ARCHS = {"reference": lambda cfg: ReferenceCNN(), "fast": lambda cfg: FastCNN(cfg.width),
+ARCHS = {"reference": lambda cfg: ReferenceCNN(), "fast": lambda cfg: FastCNN(cfg.width, cfg.crop),
          "vit": lambda cfg: TinyViT(cfg.width)}
 
 

@@ -107,3 +107,22 @@ def test_old_name_seed_reads_as_reference_in_run_folders_recipes_and_presets():
         assert resolve_config("seed") == PRESETS["reference"]
     old = {**PRESETS["reference"].to_dict(), "arch": "seed"}
     assert same_recipe(old, PRESETS["reference"])
+
+
+def test_a_cropped_fast_cnn_sees_only_the_centre_and_exports_with_its_crop(tmp_path):
+    from digitrec.training.export import export_onnx
+
+    model = build_model(ModelConfig("fast", 8, crop=22)).eval()
+    x = torch.rand(4, 1, 28, 28)
+    outside = x.clone()
+    outside[..., :3, :], outside[..., -3:, :], outside[..., :, :3], outside[..., :, -3:] = 0, 0, 0, 0
+    assert torch.equal(model(x), model(x[..., 3:25, 3:25]))  # a 22x22 input passes through uncropped
+    assert not torch.equal(model(x), model(torch.rand(4, 1, 28, 28)))
+    assert torch.allclose(model(x), model(outside))  # the border is never looked at
+    assert conv_macs(model) < 0.7 * conv_macs(FastCNN(8))
+    assert export_onnx(model, tmp_path / "crop.onnx") < 1e-4  # the graph takes 28x28 and crops it itself
+
+
+def test_a_crop_adds_no_weights_so_older_run_folders_still_load():
+    assert FastCNN(8).state_dict().keys() == FastCNN(8, crop=24).state_dict().keys()
+    assert ModelConfig(**{"arch": "fast", "width": 8}).crop == 28  # config.json written before crops

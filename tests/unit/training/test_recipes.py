@@ -31,3 +31,24 @@ def test_a_recipe_stored_before_a_field_existed_still_matches_with_that_fields_d
     assert same_recipe(stored, PRESETS["best"])
     stored["epochs"] += 1
     assert not same_recipe(stored, PRESETS["best"])
+
+
+def test_the_bundled_models_recipe_is_still_the_student_preset():
+    """`make bundle` must keep reproducing the bundled model: its stored recipe (written before crops and
+    negatives existed) still equals today's preset."""
+    from tests import ROOT
+
+    card = json.loads((ROOT / "src/digitrec/bundled/model_card.json").read_text())
+    assert same_recipe(card["recipe"], PRESETS["student"])
+
+
+def test_two_flags_rebuild_the_fast_recipe_from_before_the_crop():
+    """benchmarks/train_speed.py and docs/results.md name the old `fast` as `--preset fast --crop 28 --epochs 10`."""
+    from digitrec.training.augment import AugmentConfig
+    from digitrec.training.recipes import resolve_config
+
+    before = TrainConfig(arch="fast", width=24, epochs=10, batch_size=128, optimizer="sgd", lr=0.1, weight_decay=5e-4,
+                         schedule="onecycle", early_stop_patience=None, label_smoothing=0.1,
+                         augment=AugmentConfig(rotation_deg=10, shift=0.1, zoom=0.1, shear_deg=10))
+    assert resolve_config("fast", crop=28, epochs=10) == before
+    assert PRESETS["fast"].crop < 28 and PRESETS["fast"].model_config().crop == PRESETS["fast"].crop
