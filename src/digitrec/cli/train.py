@@ -120,9 +120,9 @@ def train(
     if teacher is not None and not (teacher / "config.json").is_file():
         fail(f"--teacher {teacher} is not a run folder (no config.json); train the teacher first")
     try:
-        cfg = resolve_config(preset, arch=arch, width=width, crop=crop, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                             label_smoothing=label_smoothing,
-                             limit=limit, extra_data=str(extra_data) if extra_data else None,
+        cfg = resolve_config(preset, arch=arch, width=width, crop=crop, epochs=epochs, batch_size=batch_size, lr=lr,
+                             seed=seed, label_smoothing=label_smoothing, limit=limit,
+                             extra_data=str(extra_data) if extra_data else None,
                              teacher=str(teacher) if teacher else None, negatives=negatives or None,
                              negatives_weight=negatives_weight)
         out = out or Path("runs") / (f"{preset}-ensemble{ensemble}-seed{seed}" if ensemble else f"{preset}-seed{seed}")
