@@ -79,7 +79,7 @@ class CenterCrop(nn.Module):
     """The central size x size pixels of a larger input; an input of that size already passes through.
 
     MNIST centres each digit's 20x20 box in 28x28, so the outer rows are nearly always empty: a net that only
-    looks at the middle 24x24 costs about two thirds as much. Training feeds it crops of augmented (shifted)
+    looks at the middle 24x24 costs about 0.7 as much. Training feeds it crops of augmented (shifted)
     images, i.e. random crops; at test time and in the exported graph it takes the 28x28 and crops the centre.
     """
 
