@@ -35,9 +35,7 @@ DEFAULT_RECIPES = ("reference-5ep=--preset reference --epochs 5", "fast=--preset
 
 
 def train(args: list[str], out: Path, seed: int) -> Path:
-    if (out / "model_card.json").is_file():
-        print(f"kept: {out} (finished earlier; delete it to train again)", flush=True)
-        return out
+    """Always trains, even where a run is already finished: every time in one table comes from one invocation."""
     cmd = [sys.executable, "-m", "digitrec", "train", *args, "--seed", str(seed), "--out", str(out), "--quiet"]
     print("running: digitrec " + shlex.join(cmd[3:]), flush=True)
     subprocess.run(cmd, check=True)
@@ -170,9 +168,11 @@ def main() -> None:
         if missing:
             sys.exit(f"error: no finished run (training_log.csv and model_card.json) for {', '.join(missing)}")
     else:
+        from digitrec.training.ensemble import member_dir  # torch: only when this process trains
+
         groups = []
         for name, flags in split_pairs(args.recipes, "--recipes"):
-            runs = [train(shlex.split(flags), args.out / name / "members" / f"seed-{s}", s) for s in range(args.seeds)]
+            runs = [train(shlex.split(flags), member_dir(args.out / name, s), s) for s in range(args.seeds)]
             groups.append((name, runs))
     results = [summarise(name, runs) for name, runs in groups]
     report(results, args.baseline)

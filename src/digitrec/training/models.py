@@ -88,12 +88,8 @@ class CenterCrop(nn.Module):
         self.size = size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return center_crop(x, self.size)
-
-
-def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
-    top, left = (x.shape[-2] - size) // 2, (x.shape[-1] - size) // 2
-    return x if top <= 0 and left <= 0 else x[..., top : top + size, left : left + size]
+        top, left = (x.shape[-2] - self.size) // 2, (x.shape[-1] - self.size) // 2
+        return x if top <= 0 and left <= 0 else x[..., top : top + self.size, left : left + self.size]
 
 
 class FastCNN(nn.Module):
