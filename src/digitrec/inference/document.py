@@ -99,6 +99,8 @@ def _lines(mask: np.ndarray, axis: int, length: int) -> list[tuple[int, int, int
             continue
         px = (lab == i) & (mask > 0)
         counts = np.count_nonzero(px, axis=0 if axis == 1 else 1)
+        if not counts.any():  # made only by the thickening, between dashes above and below: no ink of its own
+            continue
         thick = max(1, int(np.median(counts[counts > 0])))  # per column (row): strokes crossing do not count
         if size >= LINE_THIN * thick:
             x, y, w, h = stats[i, :4].tolist()

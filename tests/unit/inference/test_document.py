@@ -62,6 +62,20 @@ def test_a_1_is_not_a_line_and_a_7s_bar_is_not_a_rule():
     assert not removed and kept.sum() == seven.sum()
 
 
+def test_dashes_that_fill_each_others_gaps_are_not_a_line():
+    # Two rows of dashes, each in the other's gaps (a grainy checkerboard's edge made this): thickened, they
+    # form one long run with no ink of its own. That raised ValueError (a 500) before.
+    mask = np.zeros((30, 60), bool)
+    cols = np.arange(60)
+    dash = ((cols // 6) % 2 == 0) & (cols >= 8) & (cols < 52)
+    mask[10, dash] = True
+    mask[12, ~dash & (cols >= 8) & (cols < 52)] = True
+    mask[3, :] = mask[25, :] = True  # two rules, so that lines are looked for
+    kept, removed = remove_lines(mask)
+    assert removed and not kept[3].any() and not kept[25].any()
+    assert (kept[10:13] == mask[10:13]).all()
+
+
 def test_ruling_goes_and_the_1_crossing_it_stays():
     mask = np.zeros((90, 120), bool)
     for y in (20, 50, 80):
