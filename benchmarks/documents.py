@@ -1,11 +1,12 @@
 """Reading digits from real documents: per-condition accuracy of three preprocessings, side by side.
 
-    python benchmarks/documents.py [--n 200] [--seed 7] [--model path/to/model.onnx]
+    python benchmarks/documents.py [--n 200] [--seed 7] [--model path/to/model.onnx] [--only canvas ...]
 
 Generates digits, numbers and non-digits as they come from paper (digitrec.testing.documents: tight
 crops, boxed form fields, ruled paper, low-resolution scans, faint pencil, photos; numbers on plain and ruled
 paper, in comb fields, with a decimal point; handwritten letters, symbols, scribbles, other pictures; never
-MNIST, and nothing here is trained on) and reads them through the model with
+MNIST, and nothing here is trained on), and the page's canvas drawings beside them, and reads them through the
+model with
 
 - "old": `to_mnist` / `read_number` as they were before issue 13 (benchmarks/_legacy.py loads them from git),
 - "new": today's `to_mnist` / `read_number`,
@@ -57,25 +58,14 @@ def photo_ms(repeat: int = 3) -> float:
     return 1000 * float(np.median(times))
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=200, help="images per condition")
-    ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--model", default=None, help="ONNX model (default: the bundled one)")
-    ap.add_argument("--no-photo-timing", action="store_true")
-    args = ap.parse_args()
-    model = load_model(args.model)
-    old_pre, old_seg = legacy()
-    print(f"command: python benchmarks/documents.py --n {args.n} --seed {args.seed}")
-    print(f"machine: {platform.machine()} {platform.processor() or ''} python {platform.python_version()};"
-          f" model {model.name} {model.version}; old = commit {LEGACY_REV}")
-    rng = np.random.default_rng(args.seed)
-    paths = {"old": old_pre.to_mnist, "new": to_mnist, "naive": naive}
-
-    head = f"{'single digits':<30}" + "".join(f"{k + ' right':>12}{'refused':>9}" for k in paths)
+def single_digits(title: str, table: dict, n: int, rng: np.random.Generator, model, paths: dict) -> None:
+    """One row per condition: % read right and % refused, for each preprocessing."""
+    if not table:
+        return
+    head = f"{title:<30}" + "".join(f"{k + ' right':>12}{'refused':>9}" for k in paths)
     print("\n" + head + "\n" + "-" * len(head))
-    for name, make in docs.SINGLE.items():
-        labels = rng.permutation(np.arange(args.n) % 10)
+    for name, make in table.items():
+        labels = rng.permutation(np.arange(n) % 10)
         images = [make(int(d), rng) for d in labels]
         row = f"{name:<30}"
         for prep in paths.values():
@@ -84,9 +74,31 @@ def main() -> None:
             row += f"{_pct((digit == labels).mean()):>12}{_pct((digit < 0).mean()):>9}"
         print(row, flush=True)
 
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=200, help="images per condition")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--model", default=None, help="ONNX model (default: the bundled one)")
+    ap.add_argument("--no-photo-timing", action="store_true")
+    ap.add_argument("--only", nargs="+", default=None, metavar="WORD",
+                    help="only the conditions whose names start with one of these (other draws follow then)")
+    args = ap.parse_args()
+    model = load_model(args.model)
+    old_pre, old_seg = legacy()
+    print(f"command: python benchmarks/documents.py --n {args.n} --seed {args.seed}")
+    print(f"machine: {platform.machine()} {platform.processor() or ''} python {platform.python_version()};"
+          f" model {model.name} {model.version}; old = commit {LEGACY_REV}")
+    rng = np.random.default_rng(args.seed)
+    paths = {"old": old_pre.to_mnist, "new": to_mnist, "naive": naive}
+    chosen = lambda table: {k: v for k, v in table.items()  # noqa: E731
+                            if args.only is None or k.startswith(tuple(args.only))}
+
+    single_digits("single digits", chosen(docs.SINGLE), args.n, rng, model, paths)
+
     head = f"{'numbers (read exactly)':<30}{'old':>12}{'new':>12}"
     print("\n" + head + "\n" + "-" * len(head))
-    for name, make in docs.NUMBERS.items():
+    for name, make in chosen(docs.NUMBERS).items():
         cases = [make(rng) for _ in range(args.n)]
         row = f"{name:<30}"
         for reader in (old_seg.read_number, read_number):
@@ -96,13 +108,15 @@ def main() -> None:
 
     head = f"{'not digits (refused)':<30}" + "".join(f"{k:>12}" for k in paths)
     print("\n" + head + "\n" + "-" * len(head))
-    for name, make in docs.REFUSALS.items():
+    for name, make in chosen(docs.REFUSALS).items():
         images = [make(rng) for _ in range(args.n)]
         row = f"{name:<30}"
         for prep in paths.values():
             p = model.predict_mnist([prep(im) for im in images])
             row += f"{_pct(float(np.mean([q.digit is None for q in p]))):>12}"
         print(row, flush=True)
+    # After the rest, so that adding it left every other condition's pictures as they were.
+    single_digits("the page's drawings", chosen(docs.PAGE), args.n, rng, model, paths)
     print(f"\n{args.n} images per condition; at 98 % one standard error is"
           f" {100 * (0.02 * 0.98 / args.n) ** 0.5:.1f} points.")
     if not args.no_photo_timing:

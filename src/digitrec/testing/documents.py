@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from digitrec.testing.glyphs import LETTERS, SYMBOLS, Strokes, digit_glyph, extent, glyph, moved
-from digitrec.training.synth import S, _draw, _stroke_points
+from digitrec.training.synth import S, _draw, _stroke_points, render
 
 
 class Sheet:
@@ -202,11 +202,18 @@ def _tilt(p: np.ndarray, w: int, h: int, kx: float, ky: float) -> np.ndarray:
     return np.stack([x / den + w / 2, y / den + h / 2], 1)
 
 
+def canvas(d: int, rng: np.random.Generator) -> Image.Image:
+    """Not from paper: a drawing as the web page sends it (black strokes on a white 280x280 canvas), the load
+    benchmark's kind, so that the page's refusals are measured beside the documents'."""
+    return render(d, rng, "canvas")
+
+
 SINGLE: dict[str, Callable[[int, np.random.Generator], Image.Image]] = {
     "tight crop": tight, "boxed": boxed, "lined paper": lined, "low-res scan, upscaled": lowres,
     "low-res scan, as sent": lambda d, rng: lowres(d, rng, upscale=False), "faint pencil": pencil,
     "photo of paper": photo,
 }
+PAGE = {"canvas drawing (the page)": canvas}
 
 
 # -- numbers ----------------------------------------------------------------------------------------------

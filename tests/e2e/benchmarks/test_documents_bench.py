@@ -1,5 +1,5 @@
 """A tiny run of benchmarks/documents.py (split from tests/unit/inference/test_document.py): every condition's row
-is in its table, with percentages."""
+is in its table, with percentages; --only keeps the conditions asked for."""
 
 from __future__ import annotations
 
@@ -10,12 +10,29 @@ import sys
 from tests import ROOT
 
 
-def test_documents_benchmark_runs_tiny():
+def run(*args: str) -> str:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONIOENCODING": "utf-8"}
-    out = subprocess.run([sys.executable, "benchmarks/documents.py", "--n", "3", "--no-photo-timing"], cwd=ROOT,
+    out = subprocess.run([sys.executable, "benchmarks/documents.py", "--no-photo-timing", *args], cwd=ROOT,
                          env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
-    for name in ("tight crop", "boxed", "low-res scan, as sent", "number, comb field", "number with a decimal point",
-                 "letters (handwritten)"):
-        row = next(line for line in out.stdout.splitlines() if line.startswith(name))
-        assert all(0 <= float(v) <= 100 for v in row.split("%")[0].split()[-1:]), row
+    return out.stdout
+
+
+def row(out: str, name: str) -> str:
+    line = next(line for line in out.splitlines() if line.startswith(name))
+    assert all(0 <= float(v) <= 100 for v in line.split("%")[0].split()[-1:]), line
+    return line
+
+
+def test_documents_benchmark_runs_tiny():
+    out = run("--n", "3")
+    for name in ("tight crop", "boxed", "low-res scan, as sent", "canvas drawing (the page)", "number, comb field",
+                 "number with a decimal point", "letters (handwritten)"):
+        row(out, name)
+
+
+def test_only_runs_the_conditions_asked_for():
+    out = run("--n", "10", "--only", "canvas", "letters")
+    row(out, "canvas drawing (the page)")
+    row(out, "letters (handwritten)")
+    assert not any(line.startswith(("tight crop", "number, comb field", "symbols")) for line in out.splitlines())
