@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import io
 import platform
+import sys
 import time
 
 import numpy as np
@@ -58,12 +59,16 @@ def photo_ms(repeat: int = 3) -> float:
     return 1000 * float(np.median(times))
 
 
+def _head(title: str, table: dict, columns: list[str], width: int = 12) -> None:
+    """A table's heading, unless --only left it no rows."""
+    if table:
+        head = f"{title:<30}" + "".join(f"{c:>{width}}" for c in columns)
+        print("\n" + head + "\n" + "-" * len(head))
+
+
 def single_digits(title: str, table: dict, n: int, rng: np.random.Generator, model, paths: dict) -> None:
     """One row per condition: % read right and % refused, for each preprocessing."""
-    if not table:
-        return
-    head = f"{title:<30}" + "".join(f"{k + ' right':>12}{'refused':>9}" for k in paths)
-    print("\n" + head + "\n" + "-" * len(head))
+    _head(title, table, [f"{k + ' right':>12}{'refused':>9}" for k in paths], width=0)
     for name, make in table.items():
         labels = rng.permutation(np.arange(n) % 10)
         images = [make(int(d), rng) for d in labels]
@@ -86,7 +91,7 @@ def main() -> None:
     args = ap.parse_args()
     model = load_model(args.model)
     old_pre, old_seg = legacy()
-    print(f"command: python benchmarks/documents.py --n {args.n} --seed {args.seed}")
+    print("command: python benchmarks/documents.py " + " ".join(sys.argv[1:]))
     print(f"machine: {platform.machine()} {platform.processor() or ''} python {platform.python_version()};"
           f" model {model.name} {model.version}; old = commit {LEGACY_REV}")
     rng = np.random.default_rng(args.seed)
@@ -96,8 +101,7 @@ def main() -> None:
 
     single_digits("single digits", chosen(docs.SINGLE), args.n, rng, model, paths)
 
-    head = f"{'numbers (read exactly)':<30}{'old':>12}{'new':>12}"
-    print("\n" + head + "\n" + "-" * len(head))
+    _head("numbers (read exactly)", chosen(docs.NUMBERS), ["old", "new"])
     for name, make in chosen(docs.NUMBERS).items():
         cases = [make(rng) for _ in range(args.n)]
         row = f"{name:<30}"
@@ -106,8 +110,7 @@ def main() -> None:
             row += f"{_pct(float(np.mean(hits))):>12}"
         print(row, flush=True)
 
-    head = f"{'not digits (refused)':<30}" + "".join(f"{k:>12}" for k in paths)
-    print("\n" + head + "\n" + "-" * len(head))
+    _head("not digits (refused)", chosen(docs.REFUSALS), list(paths))
     for name, make in chosen(docs.REFUSALS).items():
         images = [make(rng) for _ in range(args.n)]
         row = f"{name:<30}"
