@@ -123,23 +123,6 @@ def texture(rng: np.random.Generator) -> Image.Image:
     return Image.fromarray(np.uint8(np.clip(grey, 0, 255)), "L")
 
 
-def outline(rng: np.random.Generator) -> Image.Image:
-    """A pen-drawn four-sided outline with sharp corners (a box, diamond, rhombus or kite, any rotation): at
-    28x28 a bold one is close to a 0, and the bundled gate lets most of them through. `--outlines` adds them to
-    the negatives; not bundled, because closed 4s are then refused more often (docs/no-digit.md). Five and six
-    sides are left out: the synthetic handwritten 0s the threshold is fitted on include such polygons."""
-    import cv2
-
-    from digitrec.training.negatives import CANVAS, _jitter
-
-    t = rng.uniform(0, 2 * math.pi) + 2 * math.pi * (np.arange(4) + rng.uniform(-0.08, 0.08, 4)) / 4
-    r = rng.uniform(35, 65) * np.array([1.0, rng.uniform(0.5, 1.0)])[[0, 1, 0, 1]]
-    pts = np.stack([CANVAS / 2 + r * np.cos(t), CANVAS / 2 + r * np.sin(t)], 1)
-    a = np.full((CANVAS, CANVAS), 255, np.uint8)
-    cv2.polylines(a, [np.int32(np.round(pts * 16))], True, 0, int(rng.integers(2, 13)), cv2.LINE_AA, 4)
-    return _jitter(Image.fromarray(a), rng)
-
-
 def _mnist_form(images, n: int) -> np.ndarray:
     """Up to n pictures through `to_mnist` (blank ones skipped): (k, 28, 28) uint8."""
     from digitrec.inference.preprocess import to_mnist
@@ -174,7 +157,7 @@ def drawn_digits(n: int, rng: np.random.Generator) -> np.ndarray:
 def drawn_negatives(n: int, rng: np.random.Generator, outlines: float = 0.0) -> np.ndarray:
     """n Hershey letters and symbols (look-alikes left out) and textures, in MNIST form; `outlines` of them
     four-sided outlines instead (two thirds of those taken from the letters' share)."""
-    from digitrec.training.negatives import LOOKALIKES, warp
+    from digitrec.training.negatives import LOOKALIKES, outline, warp
 
     chars = [c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz+*=#@&%$?<>^~"
              if c not in LOOKALIKES]

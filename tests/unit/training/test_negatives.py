@@ -85,3 +85,15 @@ def test_uniform_loss_is_zero_for_a_uniform_softmax_only():
     confident[:, 7] = 10
     assert negatives.uniform_loss(confident).item() > 2
     assert negatives.uniform_loss(confident).item() < 10 - math.log(10) + 1e-3
+
+
+def test_outlines_are_closed_rings_of_one_stroke():
+    """What makes them 0-like, and so worth showing the gate (`gate --outlines`): one piece of ink around one hole."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    for _ in range(8):
+        ink = (np.asarray(negatives.outline(rng)) < 128).astype(np.uint8)
+        pieces = cv2.connectedComponents(ink, connectivity=8)[0] - 1
+        paper = cv2.connectedComponents(1 - ink, connectivity=4)[0] - 1  # outside and the hole
+        assert (pieces, paper) == (1, 2)
