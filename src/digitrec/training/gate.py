@@ -10,10 +10,11 @@ the gate is a second, separate network of ~14k parameters with one output, "digi
   OpenCV's Hershey stroke fonts (so "drawn with a font" and "drawn with an even pen" are no cue either).
 - **Not digits**: the outlier-exposure pool of digitrec.negatives (font letters and symbols, scribbles,
   shapes), letters and symbols written in the Hershey stroke fonts (single-line glyphs, as a pen writes
-  them), textures and filled shapes (gratings, checks, smooth blotches, grain, filled ellipses and
-  polygons). Every picture goes through `to_mnist`, like a user's image. Look-alike glyphs (O, l, S, Z...)
-  are never negatives. Nothing comes from benchmarks/: its letters are its own stroke templates, drawn
-  by another generator, and that benchmark measures what the gate never saw.
+  them), and textures and filled shapes (gratings, checks, smooth blotches, grain, filled ellipses and
+  polygons); `--outlines` adds pen-drawn four-sided outlines (not bundled). Every picture goes through
+  `to_mnist`, like a user's image. Look-alike glyphs (O, l, S, Z...) are never negatives. Nothing comes
+  from benchmarks/: its letters are its own stroke templates, drawn by another generator, and that benchmark
+  measures what the gate never saw.
 - **Threshold**: the gate refuses when its logit is below a threshold that refuses at most GATE_FRR of
   the MNIST *validation* digits, raw and in their image-path view, and of synthetic handwritten digits
   (the same sets the card's calibration is fitted on); the test set is never looked at.

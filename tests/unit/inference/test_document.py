@@ -64,7 +64,8 @@ def test_a_1_is_not_a_line_and_a_7s_bar_is_not_a_rule():
 
 def test_dashes_that_fill_each_others_gaps_are_not_a_line():
     # Two rows of dashes, each in the other's gaps (a grainy checkerboard's edge made this): thickened, they
-    # form one long run with no ink of its own. That raised ValueError (a 500) before.
+    # form one long run with no ink of its own. That raised ValueError before (the API answered such a picture
+    # with a 400 that called it undecodable).
     mask = np.zeros((30, 60), bool)
     cols = np.arange(60)
     dash = ((cols // 6) % 2 == 0) & (cols >= 8) & (cols < 52)
