@@ -309,6 +309,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--frr", type=float, default=GATE_FRR)
     ap.add_argument("--install", action="store_true", help="copy gate.onnx beside --model, record it in the card")
     args = ap.parse_args(argv)
+    if not 0 <= args.outlines <= 0.9:  # beyond 0.9 the letters' share would be gone
+        ap.error(f"--outlines must be between 0 and 0.9, got {args.outlines}")
     torch.set_num_threads(max(1, torch.get_num_threads()))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
