@@ -59,16 +59,16 @@ def photo_ms(repeat: int = 3) -> float:
     return 1000 * float(np.median(times))
 
 
-def _head(title: str, table: dict, columns: list[str], width: int = 12) -> None:
+def _head(title: str, table: dict, columns: str) -> None:
     """A table's heading, unless --only left it no rows."""
     if table:
-        head = f"{title:<30}" + "".join(f"{c:>{width}}" for c in columns)
+        head = f"{title:<30}{columns}"
         print("\n" + head + "\n" + "-" * len(head))
 
 
 def single_digits(title: str, table: dict, n: int, rng: np.random.Generator, model, paths: dict) -> None:
     """One row per condition: % read right and % refused, for each preprocessing."""
-    _head(title, table, [f"{k + ' right':>12}{'refused':>9}" for k in paths], width=0)
+    _head(title, table, "".join(f"{k + ' right':>12}{'refused':>9}" for k in paths))
     for name, make in table.items():
         labels = rng.permutation(np.arange(n) % 10)
         images = [make(int(d), rng) for d in labels]
@@ -101,8 +101,9 @@ def main() -> None:
 
     single_digits("single digits", chosen(docs.SINGLE), args.n, rng, model, paths)
 
-    _head("numbers (read exactly)", chosen(docs.NUMBERS), ["old", "new"])
-    for name, make in chosen(docs.NUMBERS).items():
+    numbers = chosen(docs.NUMBERS)
+    _head("numbers (read exactly)", numbers, f"{'old':>12}{'new':>12}")
+    for name, make in numbers.items():
         cases = [make(rng) for _ in range(args.n)]
         row = f"{name:<30}"
         for reader in (old_seg.read_number, read_number):
@@ -110,8 +111,9 @@ def main() -> None:
             row += f"{_pct(float(np.mean(hits))):>12}"
         print(row, flush=True)
 
-    _head("not digits (refused)", chosen(docs.REFUSALS), list(paths))
-    for name, make in chosen(docs.REFUSALS).items():
+    refusals = chosen(docs.REFUSALS)
+    _head("not digits (refused)", refusals, "".join(f"{k:>12}" for k in paths))
+    for name, make in refusals.items():
         images = [make(rng) for _ in range(args.n)]
         row = f"{name:<30}"
         for prep in paths.values():
