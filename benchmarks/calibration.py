@@ -85,12 +85,12 @@ def noise(rng: np.random.Generator, n: int) -> list[tuple[str, Image.Image]]:
 
 
 def judged(onnx: Path, rules: Rules, gate: Gate | None, x: np.ndarray) -> list[str | None]:
-    """The predictor's verdict on (N, 28, 28) MNIST-form images: the rules, then the gate (if the card has one)."""
+    """The predictor's verdict on (N, 28, 28) MNIST-form images: the rules, as the gate (if the card has one)
+    amends them."""
     reasons = rules.reasons(x, onnx_logits(onnx, x))
     if gate is None or not len(x):
         return reasons
-    refused = gate.refuses(np.asarray(x, np.float32).reshape(-1, 1, 28, 28))
-    return [r if r is not None or not g else "not_digit_like" for r, g in zip(reasons, refused, strict=True)]
+    return gate.amend(reasons, gate.scores(np.asarray(x, np.float32).reshape(-1, 1, 28, 28)))
 
 
 def through_model(onnx: Path, rules: Rules, images: list[Image.Image], gate: Gate | None = None) -> list[str | None]:

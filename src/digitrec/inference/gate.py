@@ -5,6 +5,9 @@ A digit model trained on digits alone answers "7 (93 %)" for a handwritten lette
 output, the logit of "this 28x28 input is a digit", trained by digitrec.training.gate against letters, symbols,
 scribbles, shapes and textures. The model card lists it under "gate" (file, sha256, threshold fitted on the
 validation split); the predictor refuses an input whose logit is below the threshold ("not_digit_like").
+The other way round, a logit of at least "vouch" (above all but a few non-digits the gate never saw) says that
+the picture is surely a digit, so the digit model's low confidence there is a doubt between two digits, not a
+sign of a non-digit: the predictor answers it, with that confidence, instead of refusing it.
 NumPy and ONNX Runtime only: the serving half never imports torch.
 """
 
@@ -25,9 +28,11 @@ GATE_FRR = 0.001  # the gate may refuse at most this fraction of each set of val
 
 
 class Gate:
-    """One ONNX Runtime session and its threshold; `refuses` takes (N, 1, 28, 28) float32 in [0, 1]."""
+    """One ONNX Runtime session, its threshold and (optional) vouch; `scores` takes (N, 1, 28, 28) float32 in
+    [0, 1]."""
 
-    def __init__(self, path: Path, threshold: float, sha256: str | None = None, options: Any = None) -> None:
+    def __init__(self, path: Path, threshold: float, sha256: str | None = None, options: Any = None,
+                 vouch: float | None = None) -> None:
         import onnxruntime as ort
 
         try:
@@ -38,6 +43,7 @@ class Gate:
         digest = hashlib.sha256(blob).hexdigest()
         check_pinned(path, digest, sha256, ": restore the file or train the gate again.")
         self.path, self.threshold, self.sha256 = path, float(threshold), digest
+        self.vouch = None if vouch is None else float(vouch)  # None: low confidence is refused as before
         # `options`: the predictor's ort.SessionOptions (one thread, no spinning), so both sessions behave alike.
         try:
             self._session = ort.InferenceSession(blob, sess_options=options, providers=["CPUExecutionProvider"])
@@ -55,6 +61,7 @@ class Gate:
             return None
         try:
             path, threshold = folder / Path(str(entry.get("file", GATE_FILE))).name, float(entry["threshold"])
+            vouch = None if entry.get("vouch") is None else float(entry["vouch"])
         except (KeyError, TypeError, ValueError) as exc:
             raise DigitrecError(f"the model card's \"gate\" entry has no valid threshold ({exc}); "
                                 "train the gate again (python -m digitrec.training.gate --install).") from exc
@@ -65,7 +72,7 @@ class Gate:
                           "without it (copy it beside the model to refuse non-digits as the card says).",
                           stacklevel=4)
             return None
-        return cls(path, threshold, entry.get("sha256"), options)
+        return cls(path, threshold, entry.get("sha256"), options, vouch)
 
     def scores(self, x: np.ndarray) -> np.ndarray:
         """(N, 1, 28, 28) float32 -> (N,) logits of "digit" (higher: more digit-like)."""
@@ -74,3 +81,10 @@ class Gate:
     def refuses(self, x: np.ndarray) -> np.ndarray:
         """(N,) bool: True where the input is not a digit by the gate's fitted threshold."""
         return self.scores(x) < self.threshold
+
+    def amend(self, reasons: list[str | None], scores: np.ndarray) -> list[str | None]:
+        """The card's rules' reasons, as the gate's logits amend them: "not_digit_like" where the rules passed
+        what the gate refuses; no reason where the rules doubted only the confidence and the gate vouches."""
+        vouched = np.zeros(len(scores), bool) if self.vouch is None else scores >= self.vouch
+        return ["not_digit_like" if r is None and s < self.threshold else None if r == "low_confidence" and v else r
+                for r, s, v in zip(reasons, scores, vouched, strict=True)]

@@ -7,7 +7,8 @@ logits; dynamic batch axis. A `model_card.json` beside the ONNX file, when prese
 When the card holds a "calibration" entry (`digitrec calibrate`, see calibrate.py), its temperature divides
 the logits before the softmax, so every probability this module returns is calibrated, and its rules turn an
 answer into "no digit" (`Prediction.reason`) when the input is not digit-like or the confidence too low.
-When it holds a "gate" entry (gate.py), a second tiny network beside the model refuses what is no digit.
+When it holds a "gate" entry (gate.py), a second tiny network beside the model refuses what is no digit, and
+answers a low-confidence digit that it is sure is a digit.
 """
 
 from __future__ import annotations
@@ -220,9 +221,8 @@ class Predictor:
         probs = self._softmax(logits)
         reasons = self.rules.reasons(batch, logits) if self.rules is not None else [None] * len(kept)
         if self.gate is not None:
-            refused = np.concatenate([self.gate.refuses(x[i : i + _CHUNK]) for i in range(0, len(x), _CHUNK)])
-            reasons = [r if r is not None or not g else "not_digit_like"
-                       for r, g in zip(reasons, refused, strict=True)]
+            scores = np.concatenate([self.gate.scores(x[i : i + _CHUNK]) for i in range(0, len(x), _CHUNK)])
+            reasons = self.gate.amend(reasons, scores)
         for row, i in enumerate(kept):
             p = probs[row]
             top = int(p.argmax())

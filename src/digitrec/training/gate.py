@@ -18,8 +18,13 @@ the gate is a second, separate network of ~14k parameters with one output, "digi
 - **Threshold**: the gate refuses when its logit is below a threshold that refuses at most GATE_FRR of
   the MNIST *validation* digits, raw and in their image-path view, and of synthetic handwritten digits
   (the same sets the card's calibration is fitted on); the test set is never looked at.
+- **Vouch**: the logit that at most VOUCH_FRACTION of non-digits the gate never saw reach (5,000 of the same
+  kinds as its negatives, made from other seeds). At or above it the predictor answers a digit that the card's
+  rules would refuse for low confidence alone: the picture is surely a digit, the model only hesitates
+  between two (a 1 with a long flag, a 6 whose loop closes high).
 
-`--install` writes gate.onnx beside the model and records it (file, sha256, threshold) in its card.
+`--install` writes gate.onnx beside the model and records it (file, sha256, threshold, vouch) in its card;
+`--gate FILE` fits the threshold and vouch of an existing gate.onnx instead of training one.
 """
 
 from __future__ import annotations
@@ -34,13 +39,14 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import nn
 
 from digitrec.inference.gate import GATE_FILE, GATE_FRR
+from digitrec.training.gate_pictures import training_data, unseen_negatives
 from digitrec.training.models import Normalize
 
-HERSHEY = (0, 1, 2, 3, 4, 6, 7)  # cv2.FONT_HERSHEY_* (SIMPLEX ... SCRIPT_COMPLEX); 16 adds italics
+VOUCH_FRACTION = 0.005  # at most this fraction of unseen non-digits may score "vouch" or more
+TRAINING_RECORD = ("train_negatives_refused", "parameters", "onnx_torch_max_abs_diff")  # kept by --gate
 
 
 class GateNet(nn.Module):
@@ -59,172 +65,6 @@ class GateNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
-
-
-# -- pictures ---------------------------------------------------------------------------------------------
-
-
-def hershey_glyph(ch: str, rng: np.random.Generator) -> Image.Image:
-    """One character in an OpenCV Hershey font (single pen strokes), any pen width, posed like a hand's."""
-    import cv2
-
-    from digitrec.training.negatives import CANVAS, _jitter
-
-    font = int(HERSHEY[int(rng.integers(len(HERSHEY)))]) | (16 if rng.random() < 0.3 else 0)
-    pen = int(rng.integers(2, 13))
-    (_, h), _ = cv2.getTextSize(ch, font, 1.0, pen)
-    scale = rng.uniform(55, 105) / max(h, 1)
-    (tw, th), base = cv2.getTextSize(ch, font, scale, pen)
-    a = np.full((CANVAS, CANVAS), 255, np.uint8)
-    x = int((CANVAS - tw) / 2 + rng.uniform(-10, 10))
-    y = int((CANVAS + th) / 2 + rng.uniform(-10, 10))
-    cv2.putText(a, ch, (x, y), font, scale, 0, pen, cv2.LINE_AA)
-    return _jitter(Image.fromarray(a), rng)
-
-
-def texture(rng: np.random.Generator) -> Image.Image:
-    """A picture that holds no writing: a grating, checks, blotches, grain, or a filled ellipse/polygon."""
-    from PIL import ImageDraw
-
-    side = int(rng.integers(40, 200))
-    kind = int(rng.integers(6))
-    yy, xx = np.mgrid[0:side, 0:side] / side
-    if kind == 0:  # grating, any angle and period, sharp or soft
-        th, f = rng.uniform(0, math.pi), rng.uniform(2, 14)
-        v = np.sin(2 * math.pi * f * (xx * math.cos(th) + yy * math.sin(th)) + rng.uniform(0, 6.3))
-        a = v > rng.uniform(-0.5, 0.5) if rng.random() < 0.6 else (v + 1) / 2
-    elif kind == 1:  # checks, possibly rectangular
-        fx, fy = rng.integers(2, 9, 2)
-        a = (np.floor(xx * fx) + np.floor(yy * fy)) % 2
-    elif kind == 2:  # smooth blotches
-        k = int(rng.integers(2, 10))
-        small = Image.fromarray(np.uint8(255 * rng.random((k, k))))
-        a = np.asarray(small.resize((side, side), Image.Resampling.BILINEAR)) / 255.0
-    elif kind == 3:  # grain
-        a = rng.random((side, side)) < rng.uniform(0.05, 0.5)
-    else:  # one or a few filled ellipses or polygons
-        im = Image.new("L", (side, side), 0)
-        d = ImageDraw.Draw(im)
-        for _ in range(int(rng.integers(1, 4)) if kind == 5 else 1):
-            c = rng.uniform(0.2, 0.8, 2) * side
-            r = rng.uniform(0.12, 0.4) * side * np.array([1.0, rng.uniform(0.5, 1.0)])[rng.permutation(2)]
-            if rng.random() < 0.5:
-                d.ellipse((c[0] - r[0], c[1] - r[1], c[0] + r[0], c[1] + r[1]), fill=255)
-            else:
-                n = int(rng.integers(3, 7))
-                t = rng.uniform(0, 2 * math.pi) + np.sort(rng.uniform(0, 2 * math.pi, n))
-                d.polygon([(float(c[0] + r[0] * math.cos(u)), float(c[1] + r[1] * math.sin(u))) for u in t],
-                          fill=255)
-        a = np.asarray(im) / 255.0
-    a = np.asarray(a, np.float64)
-    paper, ink = rng.uniform(170, 255), rng.uniform(0, 120)
-    grey = paper - a * (paper - ink) + rng.normal(0, rng.uniform(0, 10), a.shape)
-    if rng.random() < 0.5:
-        grey = 255 - grey
-    return Image.fromarray(np.uint8(np.clip(grey, 0, 255)), "L")
-
-
-def _mnist_form(images, n: int) -> np.ndarray:
-    """Up to n pictures through `to_mnist` (blank ones skipped): (k, 28, 28) uint8."""
-    from digitrec.inference.preprocess import to_mnist
-
-    out = []
-    for im in images:
-        a = to_mnist(im)
-        if a is not None:
-            out.append(np.uint8(np.clip(a * 255 + 0.5, 0, 255)))
-        if len(out) == n:
-            break
-    return np.stack(out)
-
-
-def drawn_digits(n: int, rng: np.random.Generator) -> np.ndarray:
-    """n digits in the training fonts and the Hershey fonts, posed and bent as the negatives are."""
-    from digitrec.training.negatives import render_glyph, train_fonts, warp
-
-    fonts = train_fonts()
-
-    def gen():
-        while True:
-            ch = str(int(rng.integers(10)))
-            im = hershey_glyph(ch, rng) if rng.random() < 0.5 else \
-                render_glyph(ch, fonts[int(rng.integers(len(fonts)))], rng)
-            if im is not None:
-                yield warp(im, rng) if rng.random() < 0.75 else im
-
-    return _mnist_form(gen(), n)
-
-
-def drawn_negatives(n: int, rng: np.random.Generator, outlines: float = 0.0) -> np.ndarray:
-    """n Hershey letters and symbols (look-alikes left out) and textures, in MNIST form; `outlines` of them
-    four-sided outlines instead (two thirds of those taken from the letters' share)."""
-    from digitrec.training.negatives import LOOKALIKES, outline, warp
-
-    chars = [c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz+*=#@&%$?<>^~"
-             if c not in LOOKALIKES]
-
-    def gen():
-        while True:
-            u = rng.random()
-            if u < 0.7 - 2 * outlines / 3:
-                im = hershey_glyph(chars[int(rng.integers(len(chars)))], rng)
-                yield warp(im, rng) if rng.random() < 0.75 else im
-            elif u < 1 - outlines:
-                yield texture(rng)
-            else:
-                yield outline(rng)
-
-    return _mnist_form(gen(), n)
-
-
-def low_res(images: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """n of these MNIST-form pictures (uint8, white on black) as a coarse scan sends them: shrunk to 7-16 px on
-    light paper, sometimes upscaled again by the sender, then through `to_mnist`. Digits and non-digits both
-    get it, so that "blurry" is no cue for either side."""
-
-    resample = (Image.Resampling.BILINEAR, Image.Resampling.BICUBIC, Image.Resampling.NEAREST)
-
-    def gen():
-        while True:
-            a = images[int(rng.integers(len(images)))].astype(np.float32)
-            paper, ink = rng.uniform(150, 245), rng.uniform(20, 110)
-            im = Image.fromarray(np.uint8(paper - a / 255 * (paper - ink)), "L")
-            side = int(rng.integers(7, 17))
-            im = im.resize((side, side), Image.Resampling.BOX)
-            if rng.random() < 0.5:
-                f = int(rng.integers(4, 13))
-                im = im.resize((side * f, side * f), resample[int(rng.integers(3))])
-            yield im
-
-    return _mnist_form(gen(), n)
-
-
-def build_data(seed: int, n_views: int, n_pool: int, n_drawn: int, outlines: float = 0.0,
-               log=print) -> dict[str, np.ndarray]:
-    """Every training picture, made once: uint8 arrays of (k, 28, 28)."""
-    from digitrec.inference.preprocess import to_mnist
-    from digitrec.training.data import load_mnist, stratified_split
-    from digitrec.training.negatives import negatives
-
-    rng = np.random.default_rng(seed)
-    mnist = load_mnist()
-    train = stratified_split(mnist.train_labels).train
-    digits = mnist.train_images[train]
-    t0 = time.time()
-    pick = rng.choice(len(digits), min(n_views, len(digits)), replace=False)
-    views = [to_mnist(digits[i]) for i in pick]
-    views = np.stack([np.uint8(np.clip(v * 255 + 0.5, 0, 255)) for v in views if v is not None])
-    log(f"{len(views)} image-path views of training digits ({time.time() - t0:.0f} s)")
-    t0 = time.time()
-    drawn = drawn_digits(n_drawn, rng)
-    log(f"{len(drawn)} font and Hershey digits ({time.time() - t0:.0f} s)")
-    t0 = time.time()
-    pool = negatives(n_pool, seed=seed + 1)
-    log(f"{len(pool)} outlier-exposure negatives ({time.time() - t0:.0f} s)")
-    t0 = time.time()
-    other = drawn_negatives(n_drawn, rng, outlines)
-    log(f"{len(other)} Hershey letters/symbols and textures ({time.time() - t0:.0f} s)")
-    return {"digits": digits, "views": views, "drawn": drawn, "pool": pool, "other": other}
 
 
 # -- training ---------------------------------------------------------------------------------------------
@@ -291,6 +131,13 @@ def fit_threshold(scores: dict[str, np.ndarray], frr: float = GATE_FRR) -> float
     return float(min(np.sort(s)[int(math.floor(frr * len(s)))] for s in scores.values()))
 
 
+def fit_vouch(scores: np.ndarray, fraction: float = VOUCH_FRACTION) -> float:
+    """The lowest logit that at most `fraction` of these non-digits' logits reach (logit >= vouch)."""
+    s = np.sort(np.asarray(scores, np.float32))
+    allowed = int(math.floor(fraction * len(s)))
+    return float(np.nextafter(s[len(s) - allowed - 1], np.float32(np.inf)))
+
+
 def main(argv: list[str] | None = None) -> None:
     from digitrec.training.export import export_onnx
 
@@ -308,37 +155,33 @@ def main(argv: list[str] | None = None) -> None:
                     help="share of the drawn negatives that are four-sided outlines (not bundled: docs/no-digit.md)")
     ap.add_argument("--frr", type=float, default=GATE_FRR)
     ap.add_argument("--install", action="store_true", help="copy gate.onnx beside --model, record it in the card")
+    ap.add_argument("--gate", type=Path, default=None, metavar="FILE",
+                    help="fit the threshold and vouch of this gate.onnx (made with these options) instead of training")
     args = ap.parse_args(argv)
     if not 0 <= args.outlines <= 0.9:  # beyond 0.9 the letters' share would be gone
         ap.error(f"--outlines must be between 0 and 0.9, got {args.outlines}")
+    if args.gate is not None and not args.gate.is_file():
+        ap.error(f"--gate {args.gate}: no such file")
     torch.set_num_threads(max(1, torch.get_num_threads()))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    tag = f"-outlines{args.outlines:g}" if args.outlines else ""
-    cache = out / f"data-seed{args.seed}-{args.views}-{args.pool}-{args.drawn}{tag}.npz"
-    if cache.is_file():
-        data = dict(np.load(cache))
-    else:
-        data = build_data(args.seed, args.views, args.pool, args.drawn, args.outlines)
-        np.savez_compressed(cache, **data)
-    if args.low_res and "digits_low" not in data:  # made from the pictures above, so cached apart
-        low = out / f"low-seed{args.seed}-{args.low_res}{tag}.npz"
-        if low.is_file():
-            data.update(np.load(low))
-        else:
-            rng = np.random.default_rng(args.seed + 2)
-            extra = {"digits_low": low_res(data["digits"], args.low_res, rng),
-                     "negatives_low": low_res(np.concatenate([data["pool"], data["other"]]), args.low_res, rng)}
-            np.savez_compressed(low, **extra)
-            data.update(extra)
-        print(f"{len(data['digits_low'])} digits and {len(data['negatives_low'])} non-digits at low resolution")
-    model = train_gate(data, seed=args.seed, epochs=args.epochs, width=args.width)
-    onnx = out / GATE_FILE
     val = validation_sets()
-    diff = export_onnx(model, onnx, check_images=val["val"][:256])
-    info = describe(onnx, val, data, args.frr)
+    unseen = unseen_negatives(args.seed, args.outlines)
+    if args.gate is None:
+        data = training_data(args, out)
+        model = train_gate(data, seed=args.seed, epochs=args.epochs, width=args.width)
+        onnx = out / GATE_FILE
+        info = {"parameters": sum(p.numel() for p in model.parameters()),
+                "onnx_torch_max_abs_diff": export_onnx(model, onnx, check_images=val["val"][:256])}
+        info = {**describe(onnx, val, args.frr, unseen, data), **info}
+    else:  # an existing file: what its training measured stays, when the card lists this very file
+        from digitrec.card import CARD_FILE, ModelCard
+
+        onnx, before = args.gate, ModelCard.read(Path(args.model) / CARD_FILE).gate or {}
+        info = describe(onnx, val, args.frr, unseen)
+        if before.get("sha256") == info["sha256"]:
+            info = {**info, **{k: before[k] for k in TRAINING_RECORD if k in before}}
     info.update({
-        "parameters": sum(p.numel() for p in model.parameters()), "onnx_torch_max_abs_diff": diff,
         "command": f"python -m digitrec.training.gate --seed {args.seed} --epochs {args.epochs} --frr {args.frr}"
                    f" --low-res {args.low_res}" + (f" --width {args.width}" if args.width != 16 else "")
                    + (f" --outlines {args.outlines:g}" if args.outlines else "") + " --install",
@@ -349,9 +192,10 @@ def main(argv: list[str] | None = None) -> None:
         install(onnx, info, Path(args.model))
 
 
-def describe(onnx: Path, val: dict[str, np.ndarray], data: dict[str, np.ndarray], frr: float) -> dict:
-    """The card's "gate" entry for an exported gate: its sha256, the threshold fitted on `val`, and what it
-    refuses of the validation digits and of its own training negatives at that threshold."""
+def describe(onnx: Path, val: dict[str, np.ndarray], frr: float, unseen: np.ndarray,
+             data: dict[str, np.ndarray] | None = None) -> dict:
+    """The card's "gate" entry for an exported gate: its sha256, the threshold fitted on `val`, the vouch fitted
+    on `unseen` non-digits, and what it refuses of the validation digits (and of its training negatives)."""
     from digitrec.fileio import sha256_file as file_sha256
     from digitrec.inference.gate import Gate
 
@@ -363,11 +207,17 @@ def describe(onnx: Path, val: dict[str, np.ndarray], data: dict[str, np.ndarray]
 
     scores = {k: score(v) for k, v in val.items()}
     threshold = fit_threshold(scores, frr)
+    vouch = fit_vouch(score(unseen))
     return {
         "file": GATE_FILE, "sha256": file_sha256(onnx), "threshold": threshold, "frr": frr,
         "val_refused": {k: float(np.mean(s < threshold)) for k, s in scores.items()},
-        "train_negatives_refused": {k: float(np.mean(score(data[k]) < threshold)) for k in ("pool", "other")},
+        **({} if data is None else {"train_negatives_refused": {
+            k: float(np.mean(score(data[k]) < threshold)) for k in ("pool", "other")}}),
         "fitted_on": "MNIST validation split (raw and through to_mnist) + 500 synthetic handwritten digits",
+        "vouch": vouch, "vouch_fraction": VOUCH_FRACTION,
+        "val_vouched": {k: float(np.mean(s >= vouch)) for k, s in scores.items()},
+        "vouch_fitted_on": f"{len(unseen)} non-digits of the training kinds the gate never saw "
+                           "(training.gate_pictures.unseen_negatives)",
     }
 
 
