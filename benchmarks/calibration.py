@@ -182,7 +182,8 @@ def main() -> None:
     pct = lambda v: f"{100 * v:.2f}%"  # noqa: E731
     print(f"model {result['model']}: T = {result['temperature']}, reject below {result['reject_below']}")
     print(f"calibration: {source}")
-    print("gate: " + ("none" if gate is None else f"{gate.path.name}, refuses below {gate.threshold:.3f}"))
+    print("gate: " + ("none" if gate is None else f"{gate.path.name}, refuses below {gate.threshold:.3f}"
+                      + ("" if gate.vouch is None else f", vouches from {gate.vouch:.3f}")))
     print(f"ECE (15 bins) validation {pct(cal['ece_before'])} -> {pct(cal['ece_after'])}, "
           f"test {pct(result['ece_test_before'])} -> {pct(result['ece_test_after'])}")
     print(f"{'input':<28}{'n':>6}{'rejected':>10}{'blank':>9}{'not digit':>11}{'low conf':>10}")
