@@ -86,5 +86,11 @@ class Gate:
         """The card's rules' reasons, as the gate's logits amend them: "not_digit_like" where the rules passed
         what the gate refuses; no reason where the rules doubted only the confidence and the gate vouches."""
         vouched = np.zeros(len(scores), bool) if self.vouch is None else scores >= self.vouch
-        return ["not_digit_like" if r is None and s < self.threshold else None if r == "low_confidence" and v else r
-                for r, s, v in zip(reasons, scores, vouched, strict=True)]
+        out = []
+        for reason, score, vouch in zip(reasons, scores, vouched, strict=True):
+            if reason is None and score < self.threshold:
+                reason = "not_digit_like"
+            elif reason == "low_confidence" and vouch:
+                reason = None
+            out.append(reason)
+        return out
