@@ -12,6 +12,8 @@ import numpy as np
 from PIL import Image
 
 HERSHEY = (0, 1, 2, 3, 4, 6, 7)  # cv2.FONT_HERSHEY_* (SIMPLEX ... SCRIPT_COMPLEX); 16 adds italics
+# In the cache's name: a cache made before the pictures changed (2: T became a negative) is not reused.
+PICTURES_VERSION = 2
 
 
 def hershey_glyph(ch: str, rng: np.random.Generator) -> Image.Image:
@@ -188,14 +190,14 @@ def unseen_negatives(seed: int, outlines: float = 0.0, n_pool: int = 3_000, n_dr
 def training_data(args: argparse.Namespace, out: Path) -> dict[str, np.ndarray]:
     """Every training picture, from the cache in `out` when these options made it before."""
     tag = f"-outlines{args.outlines:g}" if args.outlines else ""
-    cache = out / f"data-seed{args.seed}-{args.views}-{args.pool}-{args.drawn}{tag}.npz"
+    cache = out / f"data-v{PICTURES_VERSION}-seed{args.seed}-{args.views}-{args.pool}-{args.drawn}{tag}.npz"
     if cache.is_file():
         data = dict(np.load(cache))
     else:
         data = build_data(args.seed, args.views, args.pool, args.drawn, args.outlines)
         np.savez_compressed(cache, **data)
     if args.low_res and "digits_low" not in data:  # made from the pictures above, so cached apart
-        low = out / f"low-seed{args.seed}-{args.low_res}{tag}.npz"
+        low = out / f"low-v{PICTURES_VERSION}-seed{args.seed}-{args.low_res}{tag}.npz"
         if low.is_file():
             data.update(np.load(low))
         else:
