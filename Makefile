@@ -60,7 +60,8 @@ lint: setup-dev
 # model on validation among those that keep POST /api/predict within 3x /healthz (README, Results). The training
 # command writes the model card (calibration included); the shipped files are those of runs/student-alone.
 # Then the "is this a digit?" gate (digitrec.training.gate, docs/no-digit.md): gate.onnx beside the model, listed
-# in its card with its sha256 and the threshold fitted on the validation split.
+# in its card with its sha256, the threshold fitted on the validation split and the vouch fitted on non-digits it
+# never saw.
 bundle: setup-dev
 	$(VENV)/bin/digitrec train --preset student --seed 0 --out runs/bundled
 	cp runs/bundled/model.onnx runs/bundled/model_card.json src/digitrec/bundled/
