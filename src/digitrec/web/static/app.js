@@ -89,13 +89,16 @@
 
   async function send() {
     inFlight = true;
-    lastSent = performance.now();
     const sentVersion = version;
     try {
+      // The PNG first, then the clock: encoding takes longer on a cold or busy page, and the throttle counts
+      // from when a request leaves, not from when it began to be built.
+      const body = JSON.stringify({ image: pad.exportPNG() });
+      lastSent = performance.now();
       const res = await fetch("/api/predict", {
         method: "POST",
         headers: { "content-type": "application/json" },
-        body: JSON.stringify({ image: pad.exportPNG() }),
+        body,
       });
       const data = await res.json().catch(() => ({}));
       if (!res.ok) throw new Error(data.detail || `the server answered ${res.status}`);
