@@ -85,12 +85,11 @@ class Gate:
     def amend(self, reasons: list[str | None], scores: np.ndarray) -> list[str | None]:
         """The card's rules' reasons, as the gate's logits amend them: "not_digit_like" where the rules passed
         what the gate refuses; no reason where the rules doubted only the confidence and the gate vouches."""
-        vouched = np.zeros(len(scores), bool) if self.vouch is None else scores >= self.vouch
         out = []
-        for reason, score, vouch in zip(reasons, scores, vouched, strict=True):
+        for reason, score in zip(reasons, scores, strict=True):
             if reason is None and score < self.threshold:
                 reason = "not_digit_like"
-            elif reason == "low_confidence" and vouch:
+            elif reason == "low_confidence" and self.vouch is not None and score >= self.vouch:
                 reason = None
             out.append(reason)
         return out

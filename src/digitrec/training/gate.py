@@ -168,7 +168,8 @@ def main(argv: list[str] | None = None) -> None:
     val = validation_sets()
     unseen = unseen_negatives(args.seed, args.outlines)
     if args.gate is None:
-        data = training_data(args, out)
+        data = training_data(out, seed=args.seed, views=args.views, pool=args.pool, drawn=args.drawn,
+                             low_res_n=args.low_res, outlines=args.outlines)
         model = train_gate(data, seed=args.seed, epochs=args.epochs, width=args.width)
         onnx = out / GATE_FILE
         info = {"parameters": sum(p.numel() for p in model.parameters()),

@@ -3,7 +3,6 @@ image), made once per run and cached by `training_data`. Which kinds and why: di
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 from pathlib import Path
@@ -187,23 +186,24 @@ def unseen_negatives(seed: int, outlines: float = 0.0, n_pool: int = 3_000, n_dr
     return np.concatenate([negatives(n_pool, seed=seed + 1001), drawn_negatives(n_drawn, rng, outlines)])
 
 
-def training_data(args: argparse.Namespace, out: Path) -> dict[str, np.ndarray]:
+def training_data(out: Path, *, seed: int, views: int, pool: int, drawn: int, low_res_n: int,
+                  outlines: float = 0.0) -> dict[str, np.ndarray]:
     """Every training picture, from the cache in `out` when these options made it before."""
-    tag = f"-outlines{args.outlines:g}" if args.outlines else ""
-    cache = out / f"data-v{PICTURES_VERSION}-seed{args.seed}-{args.views}-{args.pool}-{args.drawn}{tag}.npz"
+    tag = f"-outlines{outlines:g}" if outlines else ""
+    cache = out / f"data-v{PICTURES_VERSION}-seed{seed}-{views}-{pool}-{drawn}{tag}.npz"
     if cache.is_file():
         data = dict(np.load(cache))
     else:
-        data = build_data(args.seed, args.views, args.pool, args.drawn, args.outlines)
+        data = build_data(seed, views, pool, drawn, outlines)
         np.savez_compressed(cache, **data)
-    if args.low_res and "digits_low" not in data:  # made from the pictures above, so cached apart
-        low = out / f"low-v{PICTURES_VERSION}-seed{args.seed}-{args.low_res}{tag}.npz"
+    if low_res_n and "digits_low" not in data:  # made from the pictures above, so cached apart
+        low = out / f"low-v{PICTURES_VERSION}-seed{seed}-{low_res_n}{tag}.npz"
         if low.is_file():
             data.update(np.load(low))
         else:
-            rng = np.random.default_rng(args.seed + 2)
-            extra = {"digits_low": low_res(data["digits"], args.low_res, rng),
-                     "negatives_low": low_res(np.concatenate([data["pool"], data["other"]]), args.low_res, rng)}
+            rng = np.random.default_rng(seed + 2)
+            extra = {"digits_low": low_res(data["digits"], low_res_n, rng),
+                     "negatives_low": low_res(np.concatenate([data["pool"], data["other"]]), low_res_n, rng)}
             np.savez_compressed(low, **extra)
             data.update(extra)
         print(f"{len(data['digits_low'])} digits and {len(data['negatives_low'])} non-digits at low resolution")
