@@ -15,14 +15,19 @@ LINE_SPAN = 0.6  # a rule or frame side spans at least this fraction of the pict
 LINE_PEN = 5.0  # ... and is at least this many stroke widths long
 LINE_THIN = 8.0  # ... and this many times longer than it is thick
 MAX_GROUPS = 40  # more separate pieces than this is a texture, not a few digits to choose from
+BALANCED = 0.35  # each side of Otsu's split is at least this share of the picture: ink as much as paper
+SHADED_SIDE = 0.9  # a side of the border this dark is in a lighting gradient's shade, not crossed by ink
 
 
 def border_dark_paper(a: np.ndarray) -> bool | None:
     """Is the paper the dark side of Otsu's split, judging by the picture's border? The border is paper
     even in a tight crop, where ink touches it only where strokes leave the picture. A ring decides when
     70 % of it is one side. A light edge means light paper; a dark one, dark paper only if the rings 6 %
-    and 12 % inside are dark too (light inside: a form field's frame along the edge). None otherwise (a
-    photo's lighting gradient or vignette): the caller then asks the median."""
+    and 12 % inside are dark too (light inside: a form field's frame along the edge).
+    Ink about as plentiful as paper (a bold digit filling a tiny scan, whose strokes cut the edge in many
+    places) is the side the edge holds less of than the picture does, unless one whole side of the edge is
+    dark: a lighting gradient shades a side, strokes only cross it. None otherwise (a photo's lighting
+    gradient or vignette): the caller then asks the median."""
     a = np.ascontiguousarray(a, np.uint8)
     t, _ = cv2.threshold(a, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
     h, w = a.shape
@@ -39,6 +44,10 @@ def border_dark_paper(a: np.ndarray) -> bool | None:
         return False
     if edge >= 0.7 and min(inner) >= 0.7:  # dark paper (a board) all the way in
         return True
+    dark = float(np.mean(a <= t))
+    sides = (a[0], a[-1], a[:, 0], a[:, -1])
+    if BALANCED <= dark <= 1 - BALANCED and max(float(np.mean(s <= t)) for s in sides) < SHADED_SIDE:
+        return edge > dark
     return None  # a dark edge that fades inwards is a photo's vignette as often as it is dark paper
 
 

@@ -42,8 +42,10 @@ STROKE_SHARE = 0.25  # strokes are thinner than this share of the picture (broad
 # not). It was 0.08, which called a tiny scan's bold digit (its pen 15-30 % of the picture) blank; the gate
 # (gate.py) now refuses the pictures this lets through.
 FAINT = 24.0  # ink fainter than this (faint pencil) must hang together: scattered specks are blank
+PAPER_FAR = 0.03  # paper this share of the picture away from ink must be flat, in a picture full of ink
 THIN_MAX = 0.3  # thinning removes at most this share of a dense picture's stroke (a blur overstates the pen)
 _WORK = (112, 384)  # long side of the working image: enough detail for a 20 px box, fast on a 4096^2 photo
+_GRAIN = 1.11  # median |3x3 Laplacian| -> sigma, for white noise after _blur3 (test_preprocess checks it)
 _SPECK = 0.1  # ink blobs smaller than this fraction of the largest one are specks, not strokes
 
 def to_gray(source: ImageSource | np.ndarray, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -84,18 +86,44 @@ def _noise(x: np.ndarray, zeros: int = 0) -> float:
 def _ink_noise(smooth: np.ndarray, top: float, zeros: int = 0, dense: bool = False) -> float:
     """The noise level of an ink-bright image (see `_noise`). Where ink is much of the picture (`dense`, or
     the median deviation says the noise drowns the ink), the median deviation measures ink against paper,
-    not noise: it is measured on the paper side of Otsu's split alone, and kept if the two sides are far
-    apart for it (pure noise splits into two sides a couple of sigmas apart) and, unless `dense`, the ink
-    side is strokes rather than regions (stripes, checks and blotches stay blank, as before)."""
+    not noise: it is measured on the paper side of Otsu's split alone (by `_grain` when `dense`), and, unless
+    `dense`, kept only if the two sides are far apart for it (pure noise splits into two sides a couple of
+    sigmas apart) and the ink side is strokes rather than regions (stripes, checks and blotches stay blank)."""
     noise = 0.0 if dense else _noise(smooth, zeros)
     if top > 0 and (dense or top < 8 * noise):
         split = _otsu(smooth, top, zeros)
+        if dense:
+            return _dense_noise(smooth, smooth <= split)
         paper, ink = smooth[smooth <= split], smooth[smooth > split]
         quiet = _noise(paper) if paper.size else 0.0
-        if dense or (ink.size > 0.05 * smooth.size and ink.mean() - paper.mean() > 8 * quiet
-                     and stroke_width(smooth > split) < STROKE_SHARE * max(smooth.shape)):
+        if ink.size > 0.05 * smooth.size and ink.mean() - paper.mean() > 8 * quiet and \
+                stroke_width(smooth > split) < STROKE_SHARE * max(smooth.shape):
             noise = quiet
     return noise
+
+
+def _dense_noise(x: np.ndarray, paper: np.ndarray) -> float:
+    """Noise level of a picture full of ink, given its paper side: the grain of all its paper (`_grain`), or
+    the median deviation of the paper far from any ink (over PAPER_FAR of the picture away), whichever is
+    larger. A scan's soft stroke edges lie near strokes; a smooth field of blotches has no flat paper
+    anywhere, and stays blank."""
+    noise = _grain(x, paper)
+    far = _spread(paper, max(2, int(PAPER_FAR * max(x.shape))), np.minimum)
+    if np.count_nonzero(far) >= 20:
+        noise = max(noise, _noise(x[far]))
+    return noise
+
+
+def _grain(x: np.ndarray, where: np.ndarray) -> float:
+    """Noise level of x on the pixels `where`, from its second differences (a 3x3 Laplacian, separable):
+    a blurred or upscaled scan's soft stroke edges are smooth ramps, which the Laplacian ignores and the
+    median deviation counts as noise (then an upscaled tiny scan's 8 came out blank). Scaled to agree
+    with `_noise` on white noise after `_blur3`."""
+    if min(x.shape) < 3:
+        return _noise(x[where]) if where.any() else 0.0
+    d = x[:-2] - 2 * x[1:-1] + x[2:]
+    d = np.abs(d[:, :-2] - 2 * d[:, 1:-1] + d[:, 2:])[where[1:-1, 1:-1]]
+    return float(_GRAIN * np.median(d)) if d.size else 0.0
 
 
 def _otsu(x: np.ndarray, top: float, zeros: int = 0) -> float:

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from digitrec import load_model
-from digitrec.inference.document import remove_lines
+from digitrec.inference.document import border_dark_paper, remove_lines
 from digitrec.inference.preprocess import locate, to_mnist
 from digitrec.inference.segment import read_number
 from digitrec.testing import documents as document_images  # the generator benchmarks/documents.py uses
@@ -115,6 +115,38 @@ def test_low_resolution_scans_are_mostly_read(model, upscaled):
     images = [(document_images.lowres(i % 10, rng, upscale=upscaled), i % 10) for i in range(40)]
     answers = model.predict_mnist([to_mnist(im) for im, _ in images])
     assert np.mean([p.digit == d for p, (_, d) in zip(answers, images, strict=True)]) >= 0.875
+
+
+@pytest.mark.parametrize("seed", [160, 273, 325, 340, 384, 430, 518, 588])
+def test_soft_low_contrast_scans_are_not_blank(model, seed):
+    """Scans whose stroke edges are long ramps (blurred, upscaled): their paper's median deviation counted
+    the ramps as noise, and these came out blank; the Laplacian measures the grain alone."""
+    d = seed % 10
+    assert read(model, document_images.lowres(d, np.random.default_rng(seed))) == d
+
+
+@pytest.mark.parametrize(("seed", "upscaled"), [(116, True), (339, True), (538, False), (585, False)])
+def test_a_bold_digit_filling_a_tiny_scan_keeps_its_polarity(model, seed, upscaled):
+    """Ink about as plentiful as paper: the median took the paper for ink and the model saw the gaps."""
+    d = seed % 10
+    assert read(model, document_images.lowres(d, np.random.default_rng(seed), upscale=upscaled)) == d
+
+
+def _bold_ring(light_paper: bool) -> np.ndarray:
+    """A 0 whose pen is a fifth of the picture and that touches its edge all round: ink and paper half and half."""
+    im = Image.new("L", (24, 24), 220 if light_paper else 40)
+    ImageDraw.Draw(im).ellipse((0, -2, 23, 25), outline=40 if light_paper else 220, width=5)
+    return np.asarray(im)
+
+
+def test_the_border_tells_paper_from_ink_when_they_are_half_and_half():
+    ring = _bold_ring(light_paper=True)
+    edge = np.r_[ring[0], ring[-1], ring[:, 0], ring[:, -1]]
+    assert 0.35 <= np.mean(ring < 128) <= 0.65 and np.mean(edge < 128) > 0.3  # the edge alone does not decide
+    assert border_dark_paper(ring) is False
+    assert border_dark_paper(_bold_ring(light_paper=False)) is True
+    shade = np.tile(np.where(np.arange(24) < 11, 60, 200).astype(np.uint8), (24, 1))  # one side in shade
+    assert border_dark_paper(shade) is None
 
 
 def test_the_most_central_of_several_digits_is_read_and_boxed(model):
