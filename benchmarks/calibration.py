@@ -28,6 +28,7 @@ from digitrec.card import CARD_FILE, ModelCard
 from digitrec.inference.gate import Gate
 from digitrec.inference.predictor import resolve_model_path
 from digitrec.inference.preprocess import to_mnist
+from digitrec.inference.shapes import refuse_outlines
 from digitrec.training.calibrate import Rules, calibrate_model, ece, onnx_logits, softmax, synthetic_digits
 from digitrec.training.data import load_mnist
 
@@ -85,9 +86,9 @@ def noise(rng: np.random.Generator, n: int) -> list[tuple[str, Image.Image]]:
 
 
 def judged(onnx: Path, rules: Rules, gate: Gate | None, x: np.ndarray) -> list[str | None]:
-    """The predictor's verdict on (N, 28, 28) MNIST-form images: the rules, as the gate (if the card has one)
-    amends them."""
-    reasons = rules.reasons(x, onnx_logits(onnx, x))
+    """The predictor's verdict on (N, 28, 28) MNIST-form images: the rules and the straight-outline check
+    (inference.shapes), as the gate (if the card has one) amends them."""
+    reasons = refuse_outlines(x, rules.reasons(x, onnx_logits(onnx, x)))
     if gate is None or not len(x):
         return reasons
     return gate.amend(reasons, gate.scores(np.asarray(x, np.float32).reshape(-1, 1, 28, 28)))

@@ -26,6 +26,7 @@ from digitrec.card import CARD_FILE, InputSpec, ModelCard
 from digitrec.errors import DigitrecError
 from digitrec.inference.gate import Gate
 from digitrec.inference.rules import Rules, softmax
+from digitrec.inference.shapes import refuse_outlines
 from digitrec.paths import BUNDLED_DIR
 
 MODEL_ENV = "DIGITREC_MODEL"
@@ -220,6 +221,8 @@ class Predictor:
         logits = np.concatenate([self._logits(x[i : i + _CHUNK]) for i in range(0, len(x), _CHUNK)])
         probs = self._softmax(logits)
         reasons = self.rules.reasons(batch, logits) if self.rules is not None else [None] * len(kept)
+        if self.rules is not None:
+            reasons = refuse_outlines(batch, reasons)
         if self.gate is not None:
             scores = np.concatenate([self.gate.scores(x[i : i + _CHUNK]) for i in range(0, len(x), _CHUNK)])
             reasons = self.gate.amend(reasons, scores)
