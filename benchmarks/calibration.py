@@ -88,7 +88,8 @@ def noise(rng: np.random.Generator, n: int) -> list[tuple[str, Image.Image]]:
 def judged(onnx: Path, rules: Rules, gate: Gate | None, x: np.ndarray) -> list[str | None]:
     """The predictor's verdict on (N, 28, 28) MNIST-form images: the rules and the straight-outline check
     (inference.shapes), as the gate (if the card has one) amends them."""
-    reasons = refuse_outlines(x, rules.reasons(x, onnx_logits(onnx, x)))
+    logits = onnx_logits(onnx, x)
+    reasons = refuse_outlines(x, rules.reasons(x, logits), logits.argmax(axis=1))
     if gate is None or not len(x):
         return reasons
     return gate.amend(reasons, gate.scores(np.asarray(x, np.float32).reshape(-1, 1, 28, 28)))

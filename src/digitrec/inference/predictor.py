@@ -222,7 +222,7 @@ class Predictor:
         probs = self._softmax(logits)
         reasons = self.rules.reasons(batch, logits) if self.rules is not None else [None] * len(kept)
         if self.rules is not None:
-            reasons = refuse_outlines(batch, reasons)
+            reasons = refuse_outlines(batch, reasons, logits.argmax(axis=1))
         if self.gate is not None:
             scores = np.concatenate([self.gate.scores(x[i : i + _CHUNK]) for i in range(0, len(x), _CHUNK)])
             reasons = self.gate.amend(reasons, scores)

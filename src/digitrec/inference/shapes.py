@@ -1,10 +1,10 @@
-"""Drawn shapes the digit model takes for digits: closed outlines with a few straight sides.
+"""Drawn shapes the digit model takes for 0s: closed outlines with a few straight sides.
 
 At 28x28 a triangle, square or pentagon drawn as an outline is close to a 0, and the gate (trained without
 them: its threshold, fitted on handwritten digits, gave way when they were added, docs/no-digit.md) lets
 most pentagons through. A 0 is curved all round: its outer contour needs more than five straight pieces to
-follow within 2 % of its length (MNIST validation: one 0 in about 590; the synthetic canvas 0s: none), a
-polygon's needs no more than its sides. Serving half: OpenCV, no torch.
+follow within 2 % of its length, a polygon's no more than its sides. What it costs real digits:
+benchmarks/calibration.py (MNIST) and benchmarks/documents.py. Serving half: OpenCV, no torch.
 """
 
 from __future__ import annotations
@@ -31,10 +31,12 @@ def straight_outline(image: np.ndarray) -> bool:
     return len(cv2.approxPolyDP(c, TOLERANCE * cv2.arcLength(c, True), True)) <= MAX_SIDES
 
 
-def refuse_outlines(images: np.ndarray, reasons: list[str | None]) -> list[str | None]:
-    """The rules' reasons with "not_digit_like" for every view that is a straight-sided outline and that
-    they did not already refuse as not digit-like (a low-confidence answer is refused for being a shape)."""
+def refuse_outlines(images: np.ndarray, reasons: list[str | None], digits: np.ndarray) -> list[str | None]:
+    """The rules' reasons with "not_digit_like" for every view read as a 0 (`digits`: the model's top
+    class) that is a straight-sided outline, unless they already refused it as not digit-like. Only 0s: a
+    closed 4 drawn with straight strokes is close to a triangle with a tail, and is a 4."""
+    views = np.asarray(images).reshape(-1, 28, 28)
     return [
-        r if r == "not_digit_like" or not straight_outline(x) else "not_digit_like"
-        for x, r in zip(np.asarray(images).reshape(-1, 28, 28), reasons, strict=True)
+        "not_digit_like" if d == 0 and r != "not_digit_like" and straight_outline(x) else r
+        for x, r, d in zip(views, reasons, digits, strict=True)
     ]

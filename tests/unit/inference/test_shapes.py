@@ -1,5 +1,5 @@
 """Closed outlines with a few straight sides are drawn shapes, not 0s (inference.shapes); curved 0s and digits
-with tails are not outlines."""
+with tails are not outlines, and only answers of 0 are checked."""
 
 from __future__ import annotations
 
@@ -50,7 +50,8 @@ def test_the_predictor_refuses_a_pentagon_it_would_read_as_0():
     assert answer.digit is None and answer.reason == "not_digit_like"
 
 
-def test_reasons_already_given_are_kept():
-    views = np.stack([to_mnist(polygon(4)), to_mnist(polygon(4))])
-    assert refuse_outlines(views, [None, "not_digit_like"]) == ["not_digit_like", "not_digit_like"]
-    assert refuse_outlines(views[:1], ["low_confidence"]) == ["not_digit_like"]
+def test_only_answers_of_0_are_checked_and_reasons_given_are_kept():
+    views = np.stack([to_mnist(polygon(4))] * 3)
+    assert refuse_outlines(views, [None, None, "not_digit_like"], np.array([0, 4, 0])) == [
+        "not_digit_like", None, "not_digit_like"]
+    assert refuse_outlines(views[:1], ["low_confidence"], np.array([0])) == ["not_digit_like"]
