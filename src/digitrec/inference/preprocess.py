@@ -109,7 +109,7 @@ def _dense_noise(x: np.ndarray, paper: np.ndarray) -> float:
     anywhere, and stays blank."""
     noise = _grain(x, paper)
     far = _spread(paper, max(2, int(PAPER_FAR * max(x.shape))), np.minimum)
-    if np.count_nonzero(far) >= 20:
+    if np.count_nonzero(far) >= 20:  # enough pixels for a median
         noise = max(noise, _noise(x[far]))
     return noise
 
