@@ -19,19 +19,9 @@ from PIL import Image
 from digitrec.inference.components import label
 from digitrec.inference.document import remove_lines
 from digitrec.inference.images import ImageError, decode_gray
+from digitrec.inference.levels import blur3, ink_noise, otsu, spread, stroke_width
 from digitrec.inference.paper import flatten, ink_up
-from digitrec.inference.preprocess import (
-    MAX_PIXELS,
-    MIN_CONTRAST,
-    ImageSource,
-    _blur3,
-    _ink_noise,
-    _otsu,
-    _resize,
-    _spread,
-    stroke_width,
-    to_mnist,
-)
+from digitrec.inference.preprocess import MAX_PIXELS, MIN_CONTRAST, ImageSource, _resize, to_mnist
 
 WORK_SIDE = 768  # long side of the working image: a 10-digit number keeps ~70 px per digit
 MIN_AREA = 0.02  # components under this fraction of the largest one are specks
@@ -96,12 +86,12 @@ def ink_image(source: ImageSource | np.ndarray, *, max_pixels: int = MAX_PIXELS)
 
 def ink_mask(flat: np.ndarray) -> np.ndarray | None:
     """Ink pixels of a flattened ink-bright image, by the same rule as `to_mnist`; None if blank."""
-    smooth = _blur3(flat)
+    smooth = blur3(flat)
     top = float(smooth.max())
-    noise = _ink_noise(smooth, top)
+    noise = ink_noise(smooth, top)
     if top < max(MIN_CONTRAST, 8 * noise):
         return None
-    return smooth > max(_otsu(smooth, top), 4 * noise)
+    return smooth > max(otsu(smooth, top), 4 * noise)
 
 
 def _slant(ys: np.ndarray, xs: np.ndarray, lab: np.ndarray, n: int) -> float:
@@ -229,7 +219,7 @@ def _analyse(source: ImageSource | np.ndarray, max_pixels: int) -> list[list[lis
         ey0, ey1, ex0, ex1 = max(y0 - r, 0), min(y1 + r, H), max(x0 - r, 0), min(x1 + r, W)
         mine = np.zeros((ey1 - ey0, ex1 - ex0), np.float32)
         mine[py - ey0, px - ex0] = 1
-        near = _spread(mine, r) > 0
+        near = spread(mine, r) > 0
         image = np.pad(flat[ey0:ey1, ex0:ex1] * near, max(4, (y1 - y0) // 4))
         box = (x0 / scale, y0 / scale, (x1 - x0) / scale, (y1 - y0) / scale)
         return Segment(tuple(int(round(v)) for v in box), image.astype(np.float32))

@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from digitrec.inference.components import piece_sizes
-from digitrec.inference.preprocess import _keep_strokes, _spread, to_mnist
+from digitrec.inference.levels import spread
+from digitrec.inference.preprocess import _keep_strokes, to_mnist
 from digitrec.training.synth import render
 
 
@@ -69,10 +70,10 @@ def test_spread_is_a_square_dilation_and_erosion(r):
     x = rng.random((23, 31)).astype(np.float32)
     p = np.pad(x, r, constant_values=-np.inf)
     dilated = np.array([[p[i : i + 2 * r + 1, j : j + 2 * r + 1].max() for j in range(31)] for i in range(23)])
-    assert np.array_equal(_spread(x, r), dilated)
+    assert np.array_equal(spread(x, r), dilated)
     p = np.pad(x, r, constant_values=np.inf)
     eroded = np.array([[p[i : i + 2 * r + 1, j : j + 2 * r + 1].min() for j in range(31)] for i in range(23)])
-    assert np.array_equal(_spread(x, r, np.minimum), eroded)
+    assert np.array_equal(spread(x, r, np.minimum), eroded)
 
 
 @pytest.mark.parametrize("digit", range(10))

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image, ImageDraw, ImageOps
 
-from digitrec.inference.preprocess import BOX, ImageError, _blur3, _grain, _noise, open_image, to_gray, to_mnist
+from digitrec.inference.preprocess import BOX, ImageError, open_image, to_gray, to_mnist
 
 
 def draw_seven(size: int = 200, box: tuple[int, int, int, int] = (50, 30, 150, 170), width: int = 14):
@@ -188,19 +188,6 @@ def test_dark_corners_of_a_photo_are_not_ink(seven, ref):
 )
 def test_blank_or_near_blank_is_none(image):
     assert to_mnist(image) is None
-
-
-@pytest.mark.parametrize("sigma", [1.0, 4.0, 12.0])
-def test_grain_is_the_noise_level_and_ignores_smooth_ramps(sigma):
-    """`_grain` (the dense path's noise) agrees with the median deviation on white noise, and unlike it is
-    not fooled by a soft stroke edge: a ramp of 100 grey levels across the picture is no noise."""
-    rng = np.random.default_rng(0)
-    noise = _blur3(rng.normal(0, sigma, (120, 120)).astype(np.float32))
-    everywhere = np.ones(noise.shape, bool)
-    assert _grain(noise, everywhere) == pytest.approx(_noise(noise), rel=0.1)
-    ramp = noise + np.linspace(0, 100, 120, dtype=np.float32)[None, :]
-    assert _grain(ramp, everywhere) == pytest.approx(_noise(noise), rel=0.1)
-    assert _noise(ramp) > 5 * _noise(noise)
 
 
 @pytest.mark.parametrize("seed", [1, 3, 5])
