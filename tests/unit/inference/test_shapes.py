@@ -37,7 +37,7 @@ def test_filled_shapes_and_many_sided_outlines_are_left_to_the_model(image):
 
 
 @pytest.mark.parametrize("seed", range(20))
-def test_drawn_zeros_and_eights_are_not_outlines(seed):
+def test_drawn_digits_with_loops_are_not_outlines(seed):
     for d in (0, 8, 6, 9, 4):
         assert not straight_outline(to_mnist(render(d, np.random.default_rng(seed), "canvas"))), d
 
