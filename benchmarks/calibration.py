@@ -26,9 +26,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from digitrec.card import CARD_FILE, ModelCard
 from digitrec.inference.gate import Gate
-from digitrec.inference.predictor import resolve_model_path
+from digitrec.inference.predictor import resolve_model_path, verdicts
 from digitrec.inference.preprocess import to_mnist
-from digitrec.inference.shapes import refuse_outlines
 from digitrec.training.calibrate import Rules, calibrate_model, ece, onnx_logits, softmax, synthetic_digits
 from digitrec.training.data import load_mnist
 
@@ -86,13 +85,9 @@ def noise(rng: np.random.Generator, n: int) -> list[tuple[str, Image.Image]]:
 
 
 def judged(onnx: Path, rules: Rules, gate: Gate | None, x: np.ndarray) -> list[str | None]:
-    """The predictor's verdict on (N, 28, 28) MNIST-form images: the rules and the straight-outline check
-    (inference.shapes), as the gate (if the card has one) amends them."""
-    logits = onnx_logits(onnx, x)
-    reasons = refuse_outlines(x, rules.reasons(x, logits), logits.argmax(axis=1))
-    if gate is None or not len(x):
-        return reasons
-    return gate.amend(reasons, gate.scores(np.asarray(x, np.float32).reshape(-1, 1, 28, 28)))
+    """The predictor's verdict on (N, 28, 28) MNIST-form images (`predictor.verdicts`): the rules, the
+    straight-outline check, and the gate (if the card has one)."""
+    return verdicts(x, onnx_logits(onnx, x), rules, gate)
 
 
 def through_model(onnx: Path, rules: Rules, images: list[Image.Image], gate: Gate | None = None) -> list[str | None]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from digitrec.inference.levels import stroke_width
+
 DENSE_INK = 0.12  # ink over this fraction of the picture: a tight crop or an upscaled tiny scan
 LINE_SPAN = 0.6  # a rule or frame side spans at least this fraction of the picture
 LINE_PEN = 5.0  # ... and is at least this many stroke widths long
@@ -68,7 +70,7 @@ def flatten_dense(x: np.ndarray) -> np.ndarray:
     small = cv2.resize(x, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
     mask = small > cv2.threshold(np.clip(small, 0, 255).astype(np.uint8), 0, 255,
                                  cv2.THRESH_BINARY | cv2.THRESH_OTSU)[0]
-    k = int(np.clip(2 * _pen(mask) + 3, 5, 41)) | 1
+    k = int(np.clip(2 * max(1.0, stroke_width(mask)) + 3, 5, 41)) | 1
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
     paper = cv2.morphologyEx(small, cv2.MORPH_OPEN, kernel, borderType=cv2.BORDER_REPLICATE)
     paper = cv2.blur(paper, (k, k), borderType=cv2.BORDER_REPLICATE)
@@ -78,12 +80,6 @@ def flatten_dense(x: np.ndarray) -> np.ndarray:
     side = small[~mask]
     cap = float(np.percentile(side, 95)) if side.size else float(small.min())
     return np.maximum(x - np.minimum(paper, cap), 0).astype(np.float32)
-
-
-def _pen(mask: np.ndarray) -> float:
-    """Mean stroke width of a mask (twice the area over the perimeter), at least 1."""
-    edges = np.count_nonzero(mask[1:] != mask[:-1]) + np.count_nonzero(mask[:, 1:] != mask[:, :-1])
-    return max(1.0, 2 * np.count_nonzero(mask) / max(edges * np.pi / 4, 1))
 
 
 def _lines(mask: np.ndarray, axis: int, length: int) -> list[tuple[int, int, int, int, np.ndarray]]:
@@ -129,7 +125,7 @@ def remove_lines(mask: np.ndarray, pen: float | None = None) -> tuple[np.ndarray
     Where a stroke crosses a removed line, the line's pixels between the stroke's two sides are put back."""
     m = np.ascontiguousarray(mask, np.uint8)
     h, w = m.shape
-    pen = _pen(mask) if pen is None else pen
+    pen = max(1.0, stroke_width(mask)) if pen is None else pen
     length = max(int(LINE_SPAN * w), int(LINE_PEN * pen), 8)
     long_rows = np.flatnonzero(np.count_nonzero(mask, axis=1) >= length)
     if not len(long_rows) or (long_rows[-1] - long_rows[0] < 2 * pen + 3 and _inside(mask, long_rows, pen)):

@@ -220,12 +220,7 @@ class Predictor:
         x = batch[:, None]
         logits = np.concatenate([self._logits(x[i : i + _CHUNK]) for i in range(0, len(x), _CHUNK)])
         probs = self._softmax(logits)
-        reasons = self.rules.reasons(batch, logits) if self.rules is not None else [None] * len(kept)
-        if self.rules is not None:
-            reasons = refuse_outlines(batch, reasons, logits.argmax(axis=1))
-        if self.gate is not None:
-            scores = np.concatenate([self.gate.scores(x[i : i + _CHUNK]) for i in range(0, len(x), _CHUNK)])
-            reasons = self.gate.amend(reasons, scores)
+        reasons = verdicts(batch, logits, self.rules, self.gate)
         for row, i in enumerate(kept):
             p = probs[row]
             top = int(p.argmax())
@@ -237,6 +232,20 @@ class Predictor:
                 reason=reasons[row],
             )
         return out
+
+
+def verdicts(images: np.ndarray, logits: np.ndarray, rules: Rules | None, gate: Gate | None) -> list[str | None]:
+    """Why not to answer, per (N, 28, 28) MNIST-form image and its raw logits (None: answer): the card's rules
+    (none without a calibrated card), 0s drawn as straight-sided outlines (`shapes`), then the gate's amendments.
+    The predictor and benchmarks/calibration.py both judge through this."""
+    if rules is None:
+        reasons: list[str | None] = [None] * len(logits)
+    else:
+        reasons = refuse_outlines(images, rules.reasons(images, logits), logits.argmax(axis=1))
+    if gate is None or not len(logits):
+        return reasons
+    x = np.asarray(images, np.float32).reshape(-1, 1, 28, 28)
+    return gate.amend(reasons, np.concatenate([gate.scores(x[i : i + _CHUNK]) for i in range(0, len(x), _CHUNK)]))
 
 
 def as_model_input(images: Any) -> np.ndarray:
