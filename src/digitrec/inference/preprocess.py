@@ -40,6 +40,7 @@ MIN_CONTRAST = 16.0  # ink must differ from the paper by this much (0..255) or t
 FAINT = 24.0  # ink fainter than this (faint pencil) must hang together: scattered specks are blank
 THIN_MAX = 0.3  # thinning removes at most this share of a dense picture's stroke (a blur overstates the pen)
 _WORK = (112, 384)  # long side of the working image: enough detail for a 20 px box, fast on a 4096^2 photo
+_REPLICATED = (4, 112)  # original long side of a picture enlarged by repeating pixels that _replication undoes
 _SPECK = 0.1  # ink blobs smaller than this fraction of the largest one are specks, not strokes
 
 def to_gray(source: ImageSource | np.ndarray, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -198,13 +199,17 @@ def _ink_crop(source: ImageSource | np.ndarray, max_pixels: int) -> _Work:
         grey = grey8(im)
         if grey is None:
             g = image_to_gray(im, max_pixels)
+    k = _replication(np.asarray(grey) if g is None else g)
+    if k > 1:  # a tiny scan enlarged by repeating pixels: back to its own pixels, enlarged smoothly below
+        g, grey = (g[::k, ::k], None) if g is not None else (None, grey.reduce(k))
     h, w = g.shape if g is not None else (grey.height, grey.width)
     scale = min(max(_WORK[0], max(h, w)), _WORK[1]) / max(h, w)
     factor = side / (max(h, w) * scale)  # input pixels per working pixel
     if scale != 1:
         g = np.asarray(grey, dtype=np.float32) if g is None else g
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
+        # Lanczos, not bilinear, enlarges a small picture: it keeps a tiny scan's strokes apart (a 4's loop open).
+        resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.LANCZOS
         g, grey = np.clip(_resize(g, size, resample), 0, 255), None
     if grey is not None:
         a = np.asarray(grey)
@@ -233,6 +238,23 @@ def _ink_crop(source: ImageSource | np.ndarray, max_pixels: int) -> _Work:
     crop = _around(ink_box, 3)
     cut = flat[crop]
     return _Work(cut.astype(np.float32), flat.size - cut.size, (crop[0].start, crop[1].start), factor, dense)
+
+
+def _replication(a: np.ndarray) -> int:
+    """k > 1 when the picture is one of 4-112 px (_REPLICATED) enlarged k times by repeating each pixel (nearest
+    neighbour, as a sender may enlarge a tiny scan), else 1: k is the common divisor of the runs of equal rows
+    and of equal columns. Larger originals are detailed enough as they are; pictures over the working size are
+    not looked at (shrinking averages the blocks anyway)."""
+    h, w = a.shape
+    if max(h, w) > _WORK[1]:
+        return 1
+    k = 0
+    for b in (a, a.T):
+        edges = np.flatnonzero(np.logical_or.reduce(b[1:] != b[:-1], axis=1)) + 1
+        k = int(np.gcd.reduce(np.diff(edges, prepend=0, append=len(b)), initial=k))
+        if k == 1:
+            return 1
+    return k if _REPLICATED[0] <= max(h, w) // k <= _REPLICATED[1] else 1
 
 
 def _bounds(mask: np.ndarray) -> tuple[int, int, int, int] | None:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image, ImageDraw, ImageOps
 
-from digitrec.inference.preprocess import BOX, ImageError, open_image, to_gray, to_mnist
+from digitrec.inference.preprocess import BOX, ImageError, locate, open_image, to_gray, to_mnist
 
 
 def draw_seven(size: int = 200, box: tuple[int, int, int, int] = (50, 30, 150, 170), width: int = 14):
@@ -127,6 +127,20 @@ def test_tiny_off_centre_digit_is_centred_and_size_normalised(ref):
     assert max(bbox(x)) in (BOX - 1, BOX, BOX + 1)
     cy, cx = centre_of_mass(x)
     assert abs(cy - 14) < 1 and abs(cx - 14) < 1
+
+
+@pytest.mark.parametrize("k", [2, 5, 12])
+def test_a_tiny_scan_enlarged_by_repeating_pixels_reads_as_the_scan_itself(seven, k):
+    """A sender enlarges a 12x10 px scan by nearest neighbour: the blocks are undone before the picture is
+    enlarged smoothly, so the same digit comes out, and its box is in the enlarged picture's pixels."""
+    tiny = seven.resize((12, 10), Image.Resampling.BOX)
+    big = tiny.resize((12 * k, 10 * k), Image.Resampling.NEAREST)
+    want, (x, y, w, h) = locate(tiny)
+    assert want is not None
+    for sent in (big, np.asarray(big)):
+        got, box = locate(sent)
+        assert np.array_equal(got, want)
+        assert box == pytest.approx((x * k, y * k, w * k, h * k), abs=k)
 
 
 def test_box_and_centring_options():
