@@ -12,8 +12,8 @@ model with
 - "new": today's `to_mnist` / `read_number`,
 - "naive": what most demos do, invert a light picture and squash it to 28x28 (single digits only).
 
-Single digits: % read right (a refusal counts as wrong), and % refused. Numbers: % read exactly. Non-digits:
-% refused ("no digit"), which is the goal there. Also times a 12-megapixel phone photo through `to_mnist`.
+Single digits: % read right (a refusal counts as wrong), and % refused, per condition and all pooled. Numbers:
+% read exactly. Non-digits: % refused ("no digit"), which is the goal there. Also times a 12-megapixel phone photo through `to_mnist`.
 """
 
 from __future__ import annotations
@@ -67,17 +67,24 @@ def _head(title: str, table: dict, columns: str) -> None:
 
 
 def single_digits(title: str, table: dict, n: int, rng: np.random.Generator, model, paths: dict) -> None:
-    """One row per condition: % read right and % refused, for each preprocessing."""
+    """One row per condition: % read right and % refused, for each preprocessing; with several conditions, a
+    last row pools them (the false-refusal goal is over all of a kind's digits)."""
     _head(title, table, "".join(f"{k + ' right':>12}{'refused':>9}" for k in paths))
+    pooled = {k: np.zeros(2) for k in paths}  # images read right, images refused
     for name, make in table.items():
         labels = rng.permutation(np.arange(n) % 10)
         images = [make(int(d), rng) for d in labels]
         row = f"{name:<30}"
-        for prep in paths.values():
+        for key, prep in paths.items():
             p = model.predict_mnist([prep(im) for im in images])
             digit = np.array([-1 if q.digit is None else q.digit for q in p])
+            pooled[key] += (digit == labels).sum(), (digit < 0).sum()
             row += f"{_pct((digit == labels).mean()):>12}{_pct((digit < 0).mean()):>9}"
         print(row, flush=True)
+    if len(table) > 1:
+        total = n * len(table)
+        print(f"{f'all {total} of them':<30}" + "".join(f"{_pct(r / total):>12}{_pct(f / total):>9}"
+                                                        for r, f in pooled.values()), flush=True)
 
 
 def main() -> None:

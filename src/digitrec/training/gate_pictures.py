@@ -12,8 +12,8 @@ from PIL import Image
 
 HERSHEY = (0, 1, 2, 3, 4, 6, 7)  # cv2.FONT_HERSHEY_* (SIMPLEX ... SCRIPT_COMPLEX); 16 adds italics
 # In the cache's name: a cache made before the pictures changed (2: T became a negative; 3: to_mnist reads
-# tiny bold scans and dense grain differently) is not reused.
-PICTURES_VERSION = 3
+# tiny bold scans and dense grain differently; 4: to_mnist enlarges small pictures with Lanczos) is not reused.
+PICTURES_VERSION = 4
 
 
 def hershey_glyph(ch: str, rng: np.random.Generator) -> Image.Image:

@@ -1,5 +1,5 @@
 """A tiny run of benchmarks/documents.py (split from tests/unit/inference/test_document.py): every condition's row
-is in its table, with percentages; --only keeps the conditions asked for."""
+is in its table, with percentages, and the single digits pooled; --only keeps the conditions asked for."""
 
 from __future__ import annotations
 
@@ -29,6 +29,14 @@ def test_documents_benchmark_runs_tiny():
     for name in ("tight crop", "boxed", "low-res scan, as sent", "canvas drawing (the page)", "number, comb field",
                  "number with a decimal point", "letters (handwritten)"):
         row(out, name)
+    # The last single-digit row pools the seven conditions: each column is their mean (the same n each).
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("tight crop"))
+    pooled = next(i for i, line in enumerate(lines) if line.startswith("all 21 of them"))
+    values = [[float(v) for v in line[30:].split("%")[:-1]] for line in lines[start : pooled + 1]]
+    assert pooled - start == 7 and all(len(v) == 6 for v in values)
+    for col in range(6):
+        assert abs(sum(v[col] for v in values[:-1]) / 7 - values[-1][col]) < 0.1
 
 
 def test_only_runs_the_conditions_asked_for():
