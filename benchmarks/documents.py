@@ -13,7 +13,8 @@ model with
 - "naive": what most demos do, invert a light picture and squash it to 28x28 (single digits only).
 
 Single digits: % read right (a refusal counts as wrong), and % refused, per condition and all pooled. Numbers:
-% read exactly. Non-digits: % refused ("no digit"), which is the goal there. Also times a 12-megapixel phone photo through `to_mnist`.
+% read exactly. Non-digits: % refused ("no digit"), which is the goal there. Also times a 12-megapixel phone
+photo through `to_mnist`.
 """
 
 from __future__ import annotations

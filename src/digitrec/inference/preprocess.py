@@ -242,9 +242,9 @@ def _ink_crop(source: ImageSource | np.ndarray, max_pixels: int) -> _Work:
 
 def _replication(a: np.ndarray) -> int:
     """k > 1 when the picture is one of 4-112 px (_REPLICATED) enlarged k times by repeating each pixel (nearest
-    neighbour, as a sender may enlarge a tiny scan), else 1: k is the common divisor of the runs of equal rows
-    and of equal columns. Larger originals are detailed enough as they are; pictures over the working size are
-    not looked at (shrinking averages the blocks anyway)."""
+    neighbour, as a sender may enlarge a tiny scan), else 1: k is the greatest common divisor of the runs of
+    equal rows and of equal columns. Larger originals are detailed enough as they are; pictures over the working
+    size are not looked at (shrinking averages the blocks anyway)."""
     h, w = a.shape
     if max(h, w) > _WORK[1]:
         return 1
