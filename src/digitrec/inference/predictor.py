@@ -191,7 +191,7 @@ class Predictor:
         x = as_model_input(images)
         if len(x) == 0:
             return np.zeros((0, 10), np.float32)
-        return np.concatenate([self._run(x[i : i + _CHUNK]) for i in range(0, len(x), _CHUNK)])
+        return _chunked(self._run, x)
 
     def predict(self, images: Any) -> np.ndarray:
         """Like `predict_proba`, but the most likely digit per image: (N,) int64."""
@@ -218,7 +218,7 @@ class Predictor:
             return out
         batch = np.stack([as_model_input(images[i])[0, 0] for i in kept])
         x = batch[:, None]
-        logits = np.concatenate([self._logits(x[i : i + _CHUNK]) for i in range(0, len(x), _CHUNK)])
+        logits = _chunked(self._logits, x)
         probs = self._softmax(logits)
         reasons = verdicts(batch, logits, self.rules, self.gate)
         for row, i in enumerate(kept):
@@ -245,7 +245,12 @@ def verdicts(images: np.ndarray, logits: np.ndarray, rules: Rules | None, gate: 
     if gate is None or not len(logits):
         return reasons
     x = np.asarray(images, np.float32).reshape(-1, 1, 28, 28)
-    return gate.amend(reasons, np.concatenate([gate.scores(x[i : i + _CHUNK]) for i in range(0, len(x), _CHUNK)]))
+    return gate.amend(reasons, _chunked(gate.scores, x))
+
+
+def _chunked(run: Any, x: np.ndarray) -> np.ndarray:
+    """run(x) for a (N, 1, 28, 28) batch with N > 0, _CHUNK rows at a time (see _CHUNK)."""
+    return np.concatenate([run(x[i : i + _CHUNK]) for i in range(0, len(x), _CHUNK)])
 
 
 def as_model_input(images: Any) -> np.ndarray:

@@ -199,20 +199,25 @@ def _ink_crop(source: ImageSource | np.ndarray, max_pixels: int) -> _Work:
         grey = grey8(im)
         if grey is None:
             g = image_to_gray(im, max_pixels)
-    k = _replication(np.asarray(grey) if g is None else g)
+    pixels = np.asarray(grey) if g is None else g  # read once: for the check below and the work after it
+    k = _replication(pixels)
     if k > 1:  # a tiny scan enlarged by repeating pixels: back to its own pixels, enlarged smoothly below
-        g, grey = (g[::k, ::k], None) if g is not None else (None, grey.reduce(k))
-    h, w = g.shape if g is not None else (grey.height, grey.width)
+        if g is None:
+            grey = grey.reduce(k)
+            pixels = np.asarray(grey)
+        else:
+            g = pixels = g[::k, ::k]
+    h, w = pixels.shape
     scale = min(max(_WORK[0], max(h, w)), _WORK[1]) / max(h, w)
     factor = side / (max(h, w) * scale)  # input pixels per working pixel
     if scale != 1:
-        g = np.asarray(grey, dtype=np.float32) if g is None else g
+        g = pixels.astype(np.float32) if g is None else g
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
         # Lanczos, not bilinear, enlarges a small picture: it keeps a tiny scan's strokes apart (a 4's loop open).
         resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.LANCZOS
         g, grey = np.clip(_resize(g, size, resample), 0, 255), None
     if grey is not None:
-        a = np.asarray(grey)
+        a = pixels
         small = thumb(grey)
         dark, clear = polarity(small)
         flat = 255 - a if dark else a  # uint8, as exact as 255.0 - a
